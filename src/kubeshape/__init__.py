@@ -1,0 +1,3 @@
+"""kubeshape: make Kubernetes deployments boring again."""
+
+__version__ = "0.1.0"

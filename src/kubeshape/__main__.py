@@ -1,0 +1,3 @@
+from kubeshape.cli.app import main
+
+main()

@@ -1,0 +1,251 @@
+"""The ``kubeshape`` command line."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from kubeshape import __version__
+from kubeshape.analysis import Selection, analyse
+from kubeshape.config import Config, load_config
+from kubeshape.errors import EXIT_CLEAN, EXIT_FINDINGS, EXIT_INPUT, InputError, KubeshapeError
+from kubeshape.findings import Severity
+from kubeshape.inventory import Inventory
+from kubeshape.report.model import Report
+from kubeshape.rules.base import all_rules, get_rule
+from kubeshape.sources.bundle import load_bundle, parse_registry_snapshot
+from kubeshape.sources.git import load_git
+from kubeshape.sources.repo import load_repo
+from kubeshape.ui import err_console, status
+
+app = typer.Typer(
+    name="kubeshape",
+    help="Find what is wrong with your Kubernetes deployments -- evidence, root cause and the exact fix.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+    sarif = "sarif"
+    html = "html"
+
+
+class FailOn(str, Enum):
+    error = "error"
+    warning = "warning"
+    info = "info"
+    never = "never"
+
+
+OutputOpt = Annotated[OutputFormat, typer.Option("--output", "-o", help="Report format.")]
+FailOnOpt = Annotated[FailOn, typer.Option("--fail-on", help="Exit 1 when a finding is at least this severe.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="kubeshape.yaml to use.",
+                                                dir_okay=False)]
+SelectOpt = Annotated[list[str] | None, typer.Option("--select", help="Only these rules (KS101, KS1xx).")]
+IgnoreOpt = Annotated[list[str] | None, typer.Option("--ignore", help="Skip these rules (KS103, KS4xx).")]
+NoAnnOpt = Annotated[bool, typer.Option("--no-annotation-ignores",
+                                        help="Do not honour kubeshape.io/ignore annotations on objects.")]
+ReportFileOpt = Annotated[Path | None, typer.Option("--report-file", help="Write the report to this file.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show all evidence lines.")]
+
+
+def main() -> None:
+    """Console-script entry point: one-line errors and the documented exit codes."""
+    try:
+        app()  # Typer exits with the command's code; usage errors exit 2
+    except KubeshapeError as exc:
+        err_console().print(f"[bold red]kubeshape: error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+
+
+def _fail_threshold(fail_on: FailOn) -> Severity | None:
+    return None if fail_on is FailOn.never else Severity.parse(fail_on.value)
+
+
+@contextlib.contextmanager
+def _output(report_file: Path | None) -> Iterator[Console]:
+    if report_file is None:
+        yield Console(soft_wrap=False)
+        return
+    try:
+        with report_file.open("w", encoding="utf-8") as fh:
+            yield Console(file=fh, no_color=True, width=120, force_terminal=False)
+    except OSError as exc:
+        raise InputError(f"{report_file}: cannot write report ({exc.strerror})") from None
+
+
+def _emit(report: Report, fmt: OutputFormat, fail_on: FailOn, report_file: Path | None, verbose: bool,
+          input_errors: list[str]) -> int:
+    from kubeshape.report.render import render
+
+    with _output(report_file) as console:
+        render(report, fmt.value, all_rules(), console, verbose=verbose)
+    for line in input_errors:
+        err_console().print(f"[bold red]kubeshape: error:[/] {line}", highlight=False, soft_wrap=True)
+    if input_errors:
+        return EXIT_INPUT
+    threshold = _fail_threshold(fail_on)
+    if threshold is not None and any(f.severity >= threshold for f in report.findings):
+        return EXIT_FINDINGS
+    return EXIT_CLEAN
+
+
+def _config_for(config: Path | None, search_dir: Path) -> Config:
+    cfg, _ = load_config(config, search_dir)
+    return cfg
+
+
+@app.command()
+def lint(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Manifest files or directories (default: the "
+                                                            "manifest_roots of kubeshape.yaml, else .).")] = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = OutputFormat.text,
+    fail_on: FailOnOpt = FailOn.warning,
+    select: SelectOpt = None,
+    ignore: IgnoreOpt = None,
+    no_annotation_ignores: NoAnnOpt = False,
+    report_file: ReportFileOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Check manifest files only (for CI and pre-commit); no cluster needed."""
+    base = Path.cwd()
+    cfg = _config_for(config, base)
+    roots = list(paths) if paths else [Path(p) for p in cfg.manifest_roots]
+    with status("Reading manifests"):
+        repo = load_repo(roots, base, cfg.exclude)
+        git = load_git(base)
+    inv = Inventory(repo=repo, git=git)
+    report, _ = analyse(inv, cfg, _selection(select, ignore, no_annotation_ignores), command="lint")
+    errors = [f"{f}:{line}: {msg}" for f, line, msg in repo.errors]
+    raise typer.Exit(_emit(report, output, fail_on, report_file, verbose, errors))
+
+
+def _selection(select: list[str] | None, ignore: list[str] | None, no_ann: bool) -> Selection:
+    return Selection(select=_split(select), ignore=_split(ignore), annotation_ignores=False if no_ann else None)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    out: list[str] = []
+    for v in values or []:
+        for part in v.split(","):
+            part = part.strip().upper()
+            if not part:
+                continue
+            if not (part.startswith("KS") and (get_rule(part) or part.endswith("XX") or len(part) == 3)):
+                raise InputError(f"unknown rule {part!r} -- see 'kubeshape rules'")
+            out.append(part)
+    return out
+
+
+@contextlib.contextmanager
+def _demo_paths() -> Iterator[tuple[Path, Path]]:
+    root = resources.files("kubeshape") / "demo"
+    with resources.as_file(root) as demo:
+        repo, bundle = Path(demo) / "repo", Path(demo) / "bundle"
+        if not repo.is_dir() or not bundle.is_dir():
+            raise InputError(f"{demo}: the demo data is missing from this installation -- reinstall kubeshape")
+        yield repo, bundle
+
+
+@app.command()
+def doctor(
+    repo: Annotated[Path | None, typer.Option("--repo", help="Manifests repository to correlate.",
+                                              file_okay=False)] = None,
+    bundle: Annotated[Path | None, typer.Option("--bundle", "-b", help="Cluster bundle (directory or "
+                                                "tar.gz; also 'kubectl cluster-info dump' output).")] = None,
+    registry_snapshot: Annotated[Path | None, typer.Option("--registry-snapshot",
+                                                           help="registry.json to use instead of the "
+                                                                "bundle's.", dir_okay=False)] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Analyse the bundled homelab demo.")] = False,
+    config: ConfigOpt = None,
+    output: OutputOpt = OutputFormat.text,
+    fail_on: FailOnOpt = FailOn.warning,
+    select: SelectOpt = None,
+    ignore: IgnoreOpt = None,
+    no_annotation_ignores: NoAnnOpt = False,
+    report_file: ReportFileOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Correlate repo + cluster + registry + git and explain what is wrong, with the fix."""
+    sel = _selection(select, ignore, no_annotation_ignores)
+    if demo:
+        if repo or bundle:
+            raise InputError("--demo cannot be combined with --repo or --bundle")
+        with _demo_paths() as (demo_repo, demo_bundle):
+            code = _doctor(demo_repo, demo_bundle, registry_snapshot, config, sel, output, fail_on,
+                           report_file, verbose)
+        raise typer.Exit(code)
+    if repo is None and bundle is None:
+        raise InputError("nothing to analyse: pass --repo DIR and/or --bundle FILE (or --demo)")
+    raise typer.Exit(_doctor(repo, bundle, registry_snapshot, config, sel, output, fail_on, report_file,
+                             verbose))
+
+
+def _doctor(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path | None, config: Path | None,
+            sel: Selection, output: OutputFormat, fail_on: FailOn, report_file: Path | None,
+            verbose: bool) -> int:
+    cfg = _config_for(config, repo_dir or Path.cwd())
+    repo = git = cluster = registry = None
+    if repo_dir is not None:
+        if not repo_dir.is_dir():
+            raise InputError(f"{repo_dir}: not a directory -- --repo takes the manifests repository")
+        with status(f"Reading manifests in {repo_dir}"):
+            repo = load_repo([Path(p) for p in cfg.manifest_roots], repo_dir, cfg.exclude)
+            git = load_git(repo_dir)
+    if bundle is not None:
+        with status(f"Loading bundle {bundle}"):
+            cluster, registry = load_bundle(bundle)
+    if registry_snapshot is not None:
+        import orjson
+
+        try:
+            registry = parse_registry_snapshot(orjson.loads(registry_snapshot.read_bytes()), str(registry_snapshot))
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise InputError(f"{registry_snapshot}: cannot read registry snapshot ({exc})") from None
+    inv = Inventory(repo=repo, cluster=cluster, registry=registry, git=git)
+    with status("Analysing"):
+        report, _ = analyse(inv, cfg, sel)
+    errors = [f"{f}:{line}: {msg}" for f, line, msg in (repo.errors if repo else [])]
+    return _emit(report, output, fail_on, report_file, verbose, errors)
+
+
+@app.command("rules")
+def list_rules(
+    output: Annotated[str, typer.Option("--output", "-o", help="text or json")] = "text",
+) -> None:
+    """List every rule: ID, name, family, default severity, summary."""
+    from kubeshape.cli.catalog import print_rules
+
+    print_rules(output)
+
+
+@app.command("rule")
+def show_rule(rule_id: Annotated[str, typer.Argument(help="Rule ID, e.g. KS101.")]) -> None:
+    """Explain one rule: what it does, why it matters, an example and the fix."""
+    from kubeshape.cli.catalog import print_rule
+
+    found = get_rule(rule_id)
+    if found is None:
+        raise InputError(f"unknown rule {rule_id!r} -- see 'kubeshape rules'")
+    print_rule(found)
+
+
+@app.command()
+def version() -> None:
+    """Print the kubeshape version."""
+    typer.echo(f"kubeshape {__version__}")

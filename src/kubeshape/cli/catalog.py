@@ -1,0 +1,45 @@
+"""``kubeshape rules`` and ``kubeshape rule KSxxx``: the rule catalog, like ``ruff rule``."""
+
+from __future__ import annotations
+
+import orjson
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.table import Table
+
+from kubeshape.errors import InputError
+from kubeshape.findings import FAMILIES
+from kubeshape.rules.base import Rule, all_rules
+
+
+def rule_markdown(r: Rule) -> str:
+    """The rule's documentation as Markdown."""
+    needs = f"\n\nNeeds: {', '.join(r.requires)}." if r.requires else ""
+    return (f"# {r.id} {r.name}\n\n**{r.summary}**\n\nFamily {r.family} ({FAMILIES[r.family]}), default severity "
+            f"{r.severity.label}.{needs}\n\n## What it does\n{r.doc.what}\n\n## Why is this bad?\n{r.doc.why}\n\n"
+            f"## Example\n{r.doc.example}\n\n## Fix\n{r.doc.fix}\n")
+
+
+def print_rule(r: Rule) -> None:
+    console = Console()
+    if console.is_terminal:
+        console.print(Markdown(rule_markdown(r)))
+    else:
+        console.file.write(rule_markdown(r))
+
+
+def print_rules(fmt: str) -> None:
+    rules = all_rules()
+    if fmt == "json":
+        data = [{"id": r.id, "name": r.name, "family": r.family, "familyName": FAMILIES[r.family],
+                 "severity": r.severity.label, "summary": r.summary, "requires": list(r.requires)} for r in rules]
+        print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        return
+    if fmt != "text":
+        raise InputError(f"unknown output format {fmt!r}: use text or json")
+    table = Table(box=None, pad_edge=False)
+    for col in ("ID", "NAME", "FAMILY", "SEVERITY", "SUMMARY"):
+        table.add_column(col, no_wrap=col != "SUMMARY")
+    for r in rules:
+        table.add_row(r.id, r.name, FAMILIES[r.family], r.severity.label, r.summary)
+    Console().print(table)

@@ -1,0 +1,138 @@
+"""``kubeshape.yaml``: validated configuration with errors that name the offending key."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kubeshape.errors import InputError
+from kubeshape.findings import ObjectRef
+
+CONFIG_NAMES = ("kubeshape.yaml", "kubeshape.yml", ".kubeshape.yaml")
+
+# Default tag scheme: a SemVer release (``1.4.2``, ``v1.4.2``), or the kubeshape release scheme
+# ``<version>-<UTC timestamp>.g<sha>`` / ``<branch>-<sha>-<unix-ts>`` -- anything that names a commit.
+DEFAULT_TAG_SCHEME = (
+    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]*g?[0-9a-f]{7,40})?$"
+    r"|^([a-z0-9][a-z0-9._-]*-)?[0-9a-f]{7,40}(-\d{10})?$"
+    r"|^sha-[0-9a-f]{7,40}$"
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Registries(_Strict):
+    """Registries this team owns (``private``) and may pull from (``allowed``; empty = any)."""
+
+    private: list[str] = Field(default_factory=list)
+    allowed: list[str] = Field(default_factory=list)
+
+
+class Thresholds(_Strict):
+    max_tags_per_repository: int = Field(10, ge=1)
+    restarts_per_day: float = Field(5.0, ge=0)
+    restart_storm_min_restarts: int = Field(10, ge=1)
+    log_flood_repeats: int = Field(20, ge=2)
+    keep_replicasets: int = Field(3, ge=0)
+    max_revisions_without_cause: int = Field(0, ge=0)
+    recent_rollout_days: int = Field(30, ge=1)
+
+
+class Suppression(_Strict):
+    """Silence ``rule`` for objects matching ``object`` (``namespace/Kind/name`` glob)."""
+
+    rule: str
+    object: str = "*"
+    reason: str
+
+    @field_validator("rule")
+    @classmethod
+    def _rule_id(cls, v: str) -> str:
+        if not re.fullmatch(r"KS\d{3}|KS\dxx|\*", v):
+            raise ValueError(f"rule must look like KS101, KS1xx or *, got {v!r}")
+        return v
+
+    def matches(self, rule: str, obj: ObjectRef | None) -> bool:
+        if self.rule != "*" and self.rule != rule and not (
+            self.rule.endswith("xx") and rule.startswith(self.rule[:3])
+        ):
+            return False
+        if self.object == "*":
+            return True
+        if obj is None:
+            return False
+        return fnmatch.fnmatchcase(str(obj), self.object) or fnmatch.fnmatchcase(obj.name, self.object)
+
+
+class Config(_Strict):
+    """The whole ``kubeshape.yaml``."""
+
+    registries: Registries = Field(default_factory=Registries)
+    tag_scheme: str = DEFAULT_TAG_SCHEME
+    manifest_roots: list[str] = Field(default_factory=lambda: ["."])
+    exclude: list[str] = Field(default_factory=list)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    suppressions: list[Suppression] = Field(default_factory=list)
+    ignore: list[str] = Field(default_factory=list)
+    annotation_ignores: bool = True
+
+    @field_validator("tag_scheme")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return v
+
+    @property
+    def tag_pattern(self) -> re.Pattern[str]:
+        return re.compile(self.tag_scheme)
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{loc}'"
+    return f"'{loc}': {err['msg']}"
+
+
+def parse_config(data: Any, source: str) -> Config:
+    """Validate already-loaded YAML; raise InputError naming the key."""
+    if data is None:
+        return Config()
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise InputError(f"{source}: {_describe(dict(first))}{more} -- see 'kubeshape config --help'") from None
+
+
+def load_config(path: Path | None, search_dir: Path | None = None) -> tuple[Config, Path | None]:
+    """Load ``path`` (must exist) or the first ``kubeshape.yaml`` found in ``search_dir``."""
+    from kubeshape.sources.yamlio import YamlSyntaxError, load_yaml_file
+
+    if path is None and search_dir is not None:
+        for name in CONFIG_NAMES:
+            candidate = search_dir / name
+            if candidate.is_file():
+                path = candidate
+                break
+    if path is None:
+        return Config(), None
+    if not path.is_file():
+        raise InputError(f"{path}: config file not found")
+    try:
+        docs = load_yaml_file(path)
+    except YamlSyntaxError as exc:
+        raise InputError(str(exc)) from None
+    return parse_config(docs[0].data if docs else None, str(path)), path

@@ -1,0 +1,137 @@
+"""Run the rule set over an inventory: select, suppress, de-duplicate and order findings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from kubeshape.config import Config
+from kubeshape.findings import Finding, ObjectRef, Severity
+from kubeshape.inventory import Inventory, K8sObject
+from kubeshape.rules.base import Context, Rule, all_rules
+
+IGNORE_ANNOTATION = "kubeshape.io/ignore"
+
+
+@dataclass(slots=True)
+class Suppressed:
+    finding: Finding
+    reason: str
+
+
+@dataclass(slots=True)
+class Result:
+    findings: list[Finding]
+    suppressed: list[Suppressed] = field(default_factory=list)
+    rules_run: list[str] = field(default_factory=list)
+
+
+def _matches(rule_id: str, patterns: Iterable[str]) -> bool:
+    for p in patterns:
+        p = p.strip().upper()
+        if p in ("*", "ALL") or p == rule_id or (p.endswith("XX") and rule_id.startswith(p[:3])):
+            return True
+        if len(p) == 3 and rule_id.startswith(p):  # "KS1" selects a family
+            return True
+    return False
+
+
+def select_rules(select: list[str] | None = None, ignore: list[str] | None = None) -> list[Rule]:
+    rules = all_rules()
+    if select:
+        rules = [r for r in rules if _matches(r.id, select)]
+    if ignore:
+        rules = [r for r in rules if not _matches(r.id, ignore)]
+    return rules
+
+
+def _annotation_ignores(obj: K8sObject | None) -> set[str]:
+    if obj is None:
+        return set()
+    value = obj.annotations.get(IGNORE_ANNOTATION, "")
+    return {v.strip().upper() for v in value.split(",") if v.strip()}
+
+
+def _object_for(inv: Inventory, ref: ObjectRef | None, file: str | None) -> list[K8sObject]:
+    if ref is None:
+        return []
+    key = (ref.kind, ref.namespace, ref.name)
+    out = [o for o in inv.repo_by_key.get(key, []) if file is None or o.file == file]
+    live = inv.live_by_key.get(key)
+    if live is not None:
+        out.append(live)
+    return out
+
+
+def _merge(findings: list[Finding]) -> list[Finding]:
+    """One problem seen in a file and live is one finding, located in the file."""
+    out: list[Finding] = []
+    by_key: dict[tuple[str, str], Finding] = {}
+    for f in findings:
+        if not f.dedupe:
+            out.append(f)
+            continue
+        key = (f.rule, f.dedupe)
+        first = by_key.get(key)
+        if first is None:
+            by_key[key] = f
+            out.append(f)
+            continue
+        if first.file is None and f.file is not None:
+            first.file, first.line = f.file, f.line
+        if f.source not in first.source.split("+"):
+            first.source = f"{first.source}+{f.source}"
+        first.severity = max(first.severity, f.severity)
+        for e in f.evidence:
+            if e not in first.evidence:
+                first.evidence.append(e)
+    return out
+
+
+def sort_findings(findings: list[Finding]) -> list[Finding]:
+    """Grouped by family, worst family first; inside, worst first, then by object and file."""
+    worst: dict[int, int] = {}
+    for f in findings:
+        worst[f.family] = max(worst.get(f.family, 0), int(f.severity))
+    return sorted(findings, key=lambda f: (-worst[f.family], f.family, -int(f.severity), f.rule,
+                                           str(f.object or ""), f.file or "", f.line or 0))
+
+
+def run(inv: Inventory, cfg: Config, *, select: list[str] | None = None, ignore: list[str] | None = None,
+        annotation_ignores: bool | None = None) -> Result:
+    """Run every applicable rule and apply config, CLI and annotation suppressions."""
+    use_annotations = cfg.annotation_ignores if annotation_ignores is None else annotation_ignores
+    rules = select_rules(select, [*(ignore or []), *cfg.ignore])
+    sources = inv.sources
+    raw: list[Finding] = []
+    ran: list[str] = []
+    for r in rules:
+        if not r.applies(sources):
+            continue
+        ran.append(r.id)
+        raw.extend(r.func(Context(inv, cfg, r)))
+    result = Result(findings=[], rules_run=ran)
+    for f in _merge(raw):
+        reason = _suppression(inv, cfg, f, use_annotations)
+        if reason:
+            result.suppressed.append(Suppressed(f, reason))
+        else:
+            result.findings.append(f)
+    result.findings = sort_findings(result.findings)
+    return result
+
+
+def _suppression(inv: Inventory, cfg: Config, f: Finding, use_annotations: bool) -> str | None:
+    for s in cfg.suppressions:
+        if s.matches(f.rule, f.object):
+            return f"kubeshape.yaml: {s.reason}"
+    if use_annotations:
+        for obj in _object_for(inv, f.object, f.file):
+            if _matches(f.rule, _annotation_ignores(obj)):
+                where = obj.file or "live object"
+                return f"annotation {IGNORE_ANNOTATION} on {f.object} ({where})"
+    return None
+
+
+def worst_severity(findings: list[Finding]) -> Severity | None:
+    return max((f.severity for f in findings), default=None)

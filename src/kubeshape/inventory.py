@@ -1,0 +1,432 @@
+"""The inventory: everything the sources loaded, with the indexes rules need (built once, O(n))."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any, TypeVar, cast
+
+from kubeshape.findings import ObjectRef
+
+T = TypeVar("T")
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
+# Kinds whose pod template the user writes (not controller-made children).
+TOP_LEVEL_WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "Pod", "ReplicaSet")
+
+
+@dataclass(slots=True)
+class K8sObject:
+    """One Kubernetes object from the repo or the cluster, with its provenance."""
+
+    raw: dict[str, Any]
+    kind: str
+    namespace: str
+    name: str
+    source: str  # "repo" or "cluster"
+    file: str | None = None
+    line: int | None = None
+    lines: dict[str, int] | None = None
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any], source: str, kind: str | None = None,
+                 file: str | None = None, line: int | None = None,
+                 lines: dict[str, int] | None = None, default_namespace: str = "") -> K8sObject:
+        meta = raw.get("metadata") or {}
+        return cls(raw=raw, kind=kind or raw.get("kind", ""), namespace=meta.get("namespace") or default_namespace,
+                   name=meta.get("name") or meta.get("generateName") or "", source=source,
+                   file=file, line=line, lines=lines)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind, self.namespace, self.name)
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef(self.kind, self.namespace, self.name)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.raw.get("metadata") or {}
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        return self.metadata.get("annotations") or {}
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.metadata.get("labels") or {}
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.raw.get("spec") or {}
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return self.raw.get("status") or {}
+
+    @property
+    def uid(self) -> str:
+        return str(self.metadata.get("uid") or "")
+
+    def line_of(self, path: str) -> int | None:
+        """Line of a field (``spec.replicas``) in the source file, else the object's line."""
+        if self.lines:
+            while path:
+                if path in self.lines:
+                    return self.lines[path]
+                cut = max(path.rfind("."), path.rfind("["))
+                path = path[:cut] if cut > 0 else ""
+        return self.line
+
+    def owner(self, kind: str | None = None) -> dict[str, Any] | None:
+        """The controller owner reference (optionally of ``kind``)."""
+        refs = self.metadata.get("ownerReferences") or []
+        for ref in refs:
+            if (ref.get("controller") or len(refs) == 1) and (
+                kind is None or ref.get("kind") == kind
+            ):
+                return dict(ref)
+        return None
+
+
+@dataclass(slots=True)
+class Container:
+    """A container of a workload's pod template, with the field path for line lookups."""
+
+    spec: dict[str, Any]
+    path: str
+    init: bool
+
+    @property
+    def name(self) -> str:
+        return str(self.spec.get("name", ""))
+
+    @property
+    def image(self) -> str:
+        return str(self.spec.get("image") or "")
+
+    @property
+    def pull_policy(self) -> str | None:
+        value = self.spec.get("imagePullPolicy")
+        return str(value) if value else None
+
+
+def pod_template_path(kind: str) -> str | None:
+    """Field path of the pod spec inside a workload of ``kind``."""
+    return {
+        "Pod": "spec",
+        "Deployment": "spec.template.spec",
+        "StatefulSet": "spec.template.spec",
+        "DaemonSet": "spec.template.spec",
+        "ReplicaSet": "spec.template.spec",
+        "Job": "spec.template.spec",
+        "CronJob": "spec.jobTemplate.spec.template.spec",
+    }.get(kind)
+
+
+def pod_spec(obj: K8sObject) -> dict[str, Any] | None:
+    path = pod_template_path(obj.kind)
+    if path is None:
+        return None
+    node: Any = obj.raw
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return None
+    return node if isinstance(node, dict) else None
+
+
+def containers(obj: K8sObject) -> Iterator[Container]:
+    """Init and app containers of a workload or pod."""
+    spec = pod_spec(obj)
+    base = pod_template_path(obj.kind)
+    if spec is None or base is None:
+        return
+    for field_name, init in (("initContainers", True), ("containers", False)):
+        for i, c in enumerate(spec.get(field_name) or []):
+            if isinstance(c, dict):
+                yield Container(c, f"{base}.{field_name}[{i}]", init)
+
+
+def pod_template_labels(obj: K8sObject) -> dict[str, str]:
+    if obj.kind == "Pod":
+        return obj.labels
+    tmpl = obj.spec.get("template") or {}
+    if obj.kind == "CronJob":
+        tmpl = ((obj.spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
+    return (tmpl.get("metadata") or {}).get("labels") or {}
+
+
+def selector_matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """Kubernetes label selector semantics (matchLabels + matchExpressions, or a plain map)."""
+    if not selector:
+        return False
+    if "matchLabels" in selector or "matchExpressions" in selector:
+        for k, v in (selector.get("matchLabels") or {}).items():
+            if labels.get(k) != v:
+                return False
+        for expr in selector.get("matchExpressions") or []:
+            key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+            if op == "In" and labels.get(key) not in values:
+                return False
+            if op == "NotIn" and key in labels and labels[key] in values:
+                return False
+            if op == "Exists" and key not in labels:
+                return False
+            if op == "DoesNotExist" and key in labels:
+                return False
+        return True
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+@dataclass(slots=True)
+class TagInfo:
+    """One tag in a registry repository."""
+
+    tag: str
+    digest: str | None = None
+    size: int | None = None
+    created: datetime | None = None
+    revision: str | None = None
+    layers: list[tuple[str, int]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RegistryRepo:
+    host: str
+    name: str
+    tags: dict[str, TagInfo] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RegistrySnapshot:
+    """Repositories and tags of one or more registries, as collected at ``collected_at``."""
+
+    repos: dict[tuple[str, str], RegistryRepo] = field(default_factory=dict)
+    collected_at: datetime | None = None
+
+    @property
+    def hosts(self) -> set[str]:
+        return {h for h, _ in self.repos}
+
+    def repo(self, host: str, name: str) -> RegistryRepo | None:
+        return self.repos.get((host, name))
+
+    def repos_named(self, name: str) -> list[RegistryRepo]:
+        """Repositories called ``name`` on any host (for unqualified references)."""
+        return [r for (_, n), r in self.repos.items() if n == name]
+
+
+@dataclass(slots=True)
+class RepoSource:
+    """What the manifest repository holds."""
+
+    root: str
+    objects: list[K8sObject] = field(default_factory=list)
+    yaml_files: list[str] = field(default_factory=list)
+    dockerfiles: list[str] = field(default_factory=list)
+    ci_files: dict[str, str] = field(default_factory=dict)
+    errors: list[tuple[str, int, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ClusterSource:
+    """Cluster state from a live API or a bundle."""
+
+    name: str
+    objects: dict[str, list[K8sObject]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    logs: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
+    blind_spots: list[tuple[str, str]] = field(default_factory=list)
+    collected_at: datetime | None = None
+    listed_kinds: set[str] = field(default_factory=set)
+    server_version: str = ""
+
+
+@dataclass(slots=True)
+class GitSource:
+    root: str
+    head: str | None = None
+    commits: frozenset[str] = frozenset()
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def _event_target(ev: dict[str, Any]) -> tuple[str, str, str]:
+    obj = ev.get("involvedObject") or ev.get("regarding") or {}
+    return (str(obj.get("kind") or ""), str(obj.get("namespace") or ev.get("metadata", {}).get("namespace") or ""),
+            str(obj.get("name") or ""))
+
+
+def event_count(ev: dict[str, Any]) -> int:
+    """How often an event happened (core/v1 ``count`` or events.k8s.io ``series.count``)."""
+    series = ev.get("series") or {}
+    return int(ev.get("count") or series.get("count") or 1)
+
+
+class Inventory:
+    """The joined world. Indexes are dicts built on first use, so every join is O(n)."""
+
+    def __init__(self, repo: RepoSource | None = None, cluster: ClusterSource | None = None,
+                 registry: RegistrySnapshot | None = None, git: GitSource | None = None,
+                 now: datetime | None = None) -> None:
+        self.repo = repo
+        self.cluster = cluster
+        self.registry = registry
+        self.git = git
+        self._memo: dict[str, Any] = {}
+        collected = cluster.collected_at if cluster else None
+        self.now = now or collected or datetime.now().astimezone()
+
+    def memo(self, key: str, factory: Callable[[], T]) -> T:
+        """Build an index once per inventory and share it between rules."""
+        if key not in self._memo:
+            self._memo[key] = factory()
+        return cast(T, self._memo[key])
+
+    # -- what is loaded -------------------------------------------------
+    @property
+    def sources(self) -> set[str]:
+        present = set()
+        if self.repo is not None:
+            present.add("repo")
+        if self.cluster is not None:
+            present.add("cluster")
+        if self.registry is not None:
+            present.add("registry")
+        if self.git is not None:
+            present.add("git")
+        return present
+
+    # -- cluster objects --------------------------------------------------
+    def live(self, kind: str) -> list[K8sObject]:
+        return self.cluster.objects.get(kind, []) if self.cluster else []
+
+    def listed(self, kind: str) -> bool:
+        """True when the cluster source could list ``kind`` (so absence means absent)."""
+        return bool(self.cluster and kind in self.cluster.listed_kinds)
+
+    @cached_property
+    def live_by_key(self) -> dict[tuple[str, str, str], K8sObject]:
+        out: dict[tuple[str, str, str], K8sObject] = {}
+        if self.cluster:
+            for objs in self.cluster.objects.values():
+                for o in objs:
+                    out[o.key] = o
+        return out
+
+    @cached_property
+    def live_by_uid(self) -> dict[str, K8sObject]:
+        out: dict[str, K8sObject] = {}
+        if self.cluster:
+            for objs in self.cluster.objects.values():
+                for o in objs:
+                    if o.uid:
+                        out[o.uid] = o
+        return out
+
+    @cached_property
+    def events_by_object(self) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+        """Events keyed by involved object kind, namespace *and* name."""
+        out: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+        if self.cluster:
+            for ev in self.cluster.events:
+                out[_event_target(ev)].append(ev)
+        return out
+
+    def events_for(self, kind: str, namespace: str, name: str, reason: str | None = None) -> list[dict[str, Any]]:
+        evs = self.events_by_object.get((kind, namespace, name), [])
+        return [e for e in evs if reason is None or e.get("reason") == reason]
+
+    @cached_property
+    def children(self) -> dict[str, list[K8sObject]]:
+        """Live objects by the uid of their controller owner."""
+        out: dict[str, list[K8sObject]] = defaultdict(list)
+        if self.cluster:
+            for kind in ("ReplicaSet", "Pod", "Job"):
+                for o in self.live(kind):
+                    for ref in o.metadata.get("ownerReferences") or []:
+                        if ref.get("uid"):
+                            out[str(ref["uid"])].append(o)
+        return out
+
+    def pods_of(self, workload: K8sObject) -> list[K8sObject]:
+        """Pods that belong to a live workload (through ReplicaSets for Deployments, Jobs for CronJobs)."""
+        if workload.kind == "Pod":
+            return [workload]
+        out: list[K8sObject] = []
+        for child in self.children.get(workload.uid, []):
+            if child.kind == "Pod":
+                out.append(child)
+            else:
+                out.extend(self.pods_of(child))
+        return out
+
+    def top_workload(self, obj: K8sObject) -> K8sObject:
+        """Follow controller owners up to the workload a user wrote (Pod → ReplicaSet → Deployment)."""
+        seen = 0
+        while seen < 5:
+            owner = obj.owner()
+            if not owner:
+                return obj
+            parent = self.live_by_uid.get(str(owner.get("uid") or "")) or self.live_by_key.get(
+                (str(owner.get("kind")), obj.namespace, str(owner.get("name"))))
+            if parent is None:
+                return obj
+            obj, seen = parent, seen + 1
+        return obj
+
+    @cached_property
+    def live_workloads(self) -> list[K8sObject]:
+        """Live workloads a user manages: no object that a controller owns."""
+        out = []
+        for kind in TOP_LEVEL_WORKLOADS:
+            for o in self.live(kind):
+                if not o.metadata.get("ownerReferences"):
+                    out.append(o)
+        return out
+
+    # -- repo objects -------------------------------------------------------
+    @property
+    def repo_objects(self) -> list[K8sObject]:
+        return self.repo.objects if self.repo else []
+
+    @cached_property
+    def repo_by_key(self) -> dict[tuple[str, str, str], list[K8sObject]]:
+        out: dict[tuple[str, str, str], list[K8sObject]] = defaultdict(list)
+        for o in self.repo_objects:
+            out[o.key].append(o)
+        return out
+
+    @cached_property
+    def repo_workloads(self) -> list[K8sObject]:
+        return [o for o in self.repo_objects if o.kind in TOP_LEVEL_WORKLOADS]
+
+    # -- both -----------------------------------------------------------------
+    def workloads(self) -> Iterator[K8sObject]:
+        """Repo workloads, then live ones."""
+        yield from self.repo_workloads
+        yield from self.live_workloads
+
+    def objects(self, kind: str) -> Iterator[K8sObject]:
+        """Repo and live objects of ``kind``."""
+        for o in self.repo_objects:
+            if o.kind == kind:
+                yield o
+        yield from self.live(kind)
+
+    @cached_property
+    def service_names(self) -> dict[str, set[str]]:
+        """Service names per namespace, from the cluster when listed, else from the repo."""
+        out: dict[str, set[str]] = defaultdict(set)
+        if self.listed("Service"):
+            for s in self.live("Service"):
+                out[s.namespace].add(s.name)
+        for o in self.repo_objects:
+            if o.kind == "Service":
+                out[o.namespace or "default"].add(o.name)
+        return out

@@ -1,0 +1,1 @@
+"""Renderers: the same report as terminal text, Markdown, JSON, SARIF or HTML."""

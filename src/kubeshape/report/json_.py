@@ -1,0 +1,42 @@
+"""The stable JSON contract (``version: 1``): change it only by adding keys."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from typing import Any
+
+import orjson
+
+from kubeshape.findings import FAMILIES
+from kubeshape.report.model import Report
+from kubeshape.report.text import counts, rfc3339
+
+
+def _default(value: object) -> Any:
+    """Serialise what rules may leave in ``Finding.data`` beyond JSON's own types."""
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    if isinstance(value, PurePath):
+        return value.as_posix()
+    raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
+
+
+def render_json(report: Report) -> str:
+    """The report as indented JSON with keys in contract order, ending with a newline."""
+    by_family = {str(fam): 0 for fam in FAMILIES}
+    for f in report.findings:
+        by_family[str(f.family)] = by_family.get(str(f.family), 0) + 1
+    doc = {
+        "version": 1,
+        "tool": {"name": "kubeshape", "version": report.tool_version},
+        "command": report.command,
+        "generatedAt": rfc3339(report.generated_at),
+        "sources": report.sources,
+        "summary": {**counts(report), "byFamily": by_family},
+        "findings": [f.as_dict() for f in report.findings],
+        "metrics": {m.key: m.as_dict() for m in report.metrics},
+        "blindSpots": report.blind_spots,
+        "notes": report.notes,
+    }
+    option = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+    return orjson.dumps(doc, default=_default, option=option).decode() + "\n"

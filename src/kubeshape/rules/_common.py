@@ -1,0 +1,92 @@
+"""Helpers shared by rule modules: cached image parsing, node image stores, patch snippets."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+from kubeshape.config import Config
+from kubeshape.imageref import ImageRef, InvalidReference, parse
+from kubeshape.inventory import Container, Inventory, K8sObject, containers
+
+SYSTEM_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease", "local-path-storage"}
+
+
+def parse_or_none(image: str) -> ImageRef | None:
+    try:
+        return parse(image)
+    except InvalidReference:
+        return None
+
+
+def image_key(ref: ImageRef) -> str:
+    """How a node's image store names an image: ``docker.io/library/app:tag`` or ``name@digest``."""
+    if ref.digest:
+        return f"{ref.normalized_name}@{ref.digest}"
+    return f"{ref.normalized_name}:{ref.effective_tag}"
+
+
+class NodeImages:
+    """Which Ready nodes hold which images (from Node status.images), keyed like containerd names them."""
+
+    def __init__(self, inv: Inventory) -> None:
+        self.nodes: list[str] = []
+        self.by_image: dict[str, set[str]] = defaultdict(set)
+        self.sizes: dict[str, int] = {}
+        for node in inv.live("Node"):
+            self.nodes.append(node.name)
+            for img in node.status.get("images") or []:
+                for name in img.get("names") or []:
+                    ref = parse_or_none(str(name))
+                    if ref is None:
+                        continue
+                    key = image_key(ref)
+                    self.by_image[key].add(node.name)
+                    self.sizes[key] = int(img.get("sizeBytes") or 0)
+
+    def holders(self, ref: ImageRef) -> set[str]:
+        return self.by_image.get(image_key(ref), set())
+
+
+def workload_containers(inv: Inventory) -> Iterator[tuple[K8sObject, Container]]:
+    """Every (workload, container) from the repo and the live cluster."""
+    for obj in inv.workloads():
+        for c in containers(obj):
+            yield obj, c
+
+
+def dedupe_key(obj: K8sObject, container: Container, extra: str = "") -> str:
+    return f"{obj.kind}/{obj.namespace}/{obj.name}|{container.name}|{extra}"
+
+
+def private_registry_for(ref: ImageRef, inv: Inventory, cfg: Config) -> str | None:
+    """The private registry that holds (or should hold) ``ref``'s repository."""
+    if inv.registry is not None:
+        for repo in inv.registry.repos_named(ref.path):
+            if not cfg.registries.private or repo.host in cfg.registries.private:
+                return repo.host
+    return cfg.registries.private[0] if cfg.registries.private else None
+
+
+def set_image_patch(obj: K8sObject, container: Container, new_image: str, extra: dict[str, str] | None = None,
+                    ) -> str:
+    """A diff-style patch of the container's image (and other fields), as it stands in the file."""
+    lines = [f"# {obj.file}:{obj.line_of(container.path + '.image')}" if obj.file else
+             f"# {obj.namespace}/{obj.kind}/{obj.name}", "  containers:", f"  - name: {container.name}",
+             f"-   image: {container.image}", f"+   image: {new_image}"]
+    for k, v in (extra or {}).items():
+        old = container.spec.get(k)
+        if old is not None:
+            lines.append(f"-   {k}: {old}")
+        lines.append(f"+   {k}: {v}")
+    return "\n".join(lines)
+
+
+def kubectl_set_image(obj: K8sObject, container: Container, new_image: str) -> str:
+    return (f"kubectl set image {obj.kind.lower()}/{obj.name} {container.name}={new_image} "
+            f"-n {obj.namespace}")
+
+
+def node_images(inv: Inventory) -> NodeImages:
+    """The node image index, built once per inventory."""
+    return inv.memo("node_images", lambda: NodeImages(inv))

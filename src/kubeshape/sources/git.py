@@ -1,0 +1,35 @@
+"""Load what rules need from a git repository: commits (to trace image tags) and tags."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from kubeshape.inventory import GitSource
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def load_git(root: Path) -> GitSource | None:
+    """Commits reachable from any ref, HEAD and tags; None when ``root`` is not in a git work tree."""
+    if shutil.which("git") is None:
+        return None
+    top = _git(root, "rev-parse", "--show-toplevel")
+    if top is None:
+        return None
+    head = (_git(root, "rev-parse", "--verify", "-q", "HEAD") or "").strip() or None
+    commits = frozenset((_git(root, "rev-list", "--all") or "").split())
+    tags: dict[str, str] = {}
+    for line in (_git(root, "show-ref", "--tags", "-d") or "").splitlines():
+        sha, _, ref = line.partition(" ")
+        name = ref.removeprefix("refs/tags/").removesuffix("^{}")
+        tags[name] = sha
+    return GitSource(root=top.strip(), head=head, commits=commits, tags=tags)

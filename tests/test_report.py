@@ -1,0 +1,366 @@
+"""Tests for the report renderers: what a reader or a consuming tool sees in each format."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from kubeshape.findings import Finding, ObjectRef, Severity
+from kubeshape.report.html import render_html
+from kubeshape.report.json_ import render_json
+from kubeshape.report.markdown import render_markdown
+from kubeshape.report.model import Metric, Report
+from kubeshape.report.render import FORMATS, render
+from kubeshape.report.sarif import render_sarif
+from kubeshape.report.text import render_text, split_fix
+from kubeshape.rules.base import Context, Rule, RuleDoc
+
+BACKEND = ObjectRef("Deployment", "homelab", "family-assistant-backend")
+DIFF_FIX = """Record why each rollout happened:
+
+--- a/deploy/backend.yaml
++++ b/deploy/backend.yaml
+@@ -4,2 +4,2 @@
+   annotations:
+-    kubernetes.io/change-cause: <none>
++    kubernetes.io/change-cause: "[bold]deploy v1.2.3[/bold] (abc1234)"
+"""
+
+
+def _noop(ctx: Context) -> Iterator[Finding]:
+    return iter(())
+
+
+def _rule(rule_id: str, name: str, severity: Severity) -> Rule:
+    doc = RuleDoc(what=f"{name} what", why=f"{name} why", example="```yaml\nimage: app:latest\n```",
+                  fix=f"{name} fix")
+    return Rule(rule_id, name, int(rule_id[2]), severity, f"{name} summary", doc, (), _noop)
+
+
+RULES = [_rule("KS101", "unqualified-image", Severity.ERROR), _rule("KS202", "missing-change-cause",
+         Severity.WARNING), _rule("KS501", "crash-loop", Severity.ERROR), _rule("KS601", "orphaned-hpa",
+         Severity.WARNING)]
+
+
+def _findings() -> list[Finding]:
+    """Four findings, already in the engine's order (worst family first)."""
+    return [
+        Finding("KS101", Severity.ERROR, 1, BACKEND,
+                "Image family-assistant:phase2-mcp-logging-fix has no registry host",
+                evidence=[f"pod family-assistant-backend-7fccb9956b-{i:02d}: ImagePullBackOff on asuna"
+                          for i in range(13)],
+                root_cause="No enforced image naming convention: the image exists only where it was built.",
+                fix="kubectl -n homelab set image deployment/family-assistant-backend "
+                    "backend=100.81.76.55:30500/family-assistant:phase2-mcp-logging-fix",
+                file="deploy/backend.yaml", line=21, source="repo+cluster", dedupe="backend"),
+        Finding("KS501", Severity.ERROR, 5, ObjectRef("Deployment", "homelab", "homelab-dashboard"),
+                "Container dashboard restarted 598 times in 5 days <script>alert(1)</script>",
+                evidence=["Liveness probe failed: HTTP probe failed with statuscode: 429"],
+                root_cause="The dashboard is rate limited by the APIs it polls.",
+                fix="Cache upstream responses and relax the liveness probe.", source="cluster"),
+        Finding("KS202", Severity.WARNING, 2, BACKEND, "Rollout history shows <none> for change-cause",
+                evidence=["revisions 44-62: change-cause <none>"],
+                root_cause="Changes are applied imperatively.", fix=DIFF_FIX,
+                file="deploy/backend.yaml", line=4),
+        Finding("KS601", Severity.WARNING, 6, ObjectRef("HorizontalPodAutoscaler", "homelab", "whisper-hpa"),
+                "HPA scales Deployment/whisper, which does not exist",
+                evidence=['FailedGetScale: deployments.apps "whisper" not found'],
+                fix="kubectl delete hpa whisper-hpa -n homelab", source="cluster"),
+    ]
+
+
+def _report(findings: list[Finding] | None = None) -> Report:
+    metrics = [
+        Metric("deployment_success_rate", "Deployment success rate", 50.0, "%", "≥ 95%", False,
+               "1 of 2 latest rollouts available"),
+        Metric("orphans", "Orphaned | resources", 0.0, "", "0", True),
+    ]
+    return Report(_findings() if findings is None else findings, metrics,
+                  sources={"repo": "./deploy", "cluster": "kind-homelab"},
+                  blind_spots=["registry not reachable: tag sprawl not checked"],
+                  notes=["context kind-homelab"],
+                  suppressed=2, generated_at=datetime(2025, 11, 17, 9, 30, tzinfo=UTC), tool_version="0.1.0")
+
+
+def _text(report: Report, *, verbose: bool = False, **console: Any) -> str:
+    out = io.StringIO()
+    render_text(report, Console(file=out, **({"no_color": True, "width": 120} | console)), verbose=verbose)
+    return out.getvalue()
+
+
+# --- text ----------------------------------------------------------------------------------------------
+
+
+def test_text_reads_like_the_rca() -> None:
+    out = _text(_report())
+    titles = ["Problem 1: Image registry chaos · ERROR",
+              "Problem 5: Restart storms, crash loops and log floods",
+              "Problem 2: Deployment manifest fragmentation · WARNING", "Problem 6: Orphaned resources"]
+    positions = [out.index(t) for t in titles]
+    assert positions == sorted(positions)
+    assert out.splitlines()[0] == "kubeshape doctor — repo ./deploy · cluster kind-homelab"
+    assert "KS101  homelab/Deployment/family-assistant-backend" in out
+    assert "deploy/backend.yaml:21" in out
+    assert "from cluster" in out  # the live-only finding says where it was seen
+    assert "Evidence:" in out and "ImagePullBackOff on asuna" in out
+    assert "Root cause: No enforced image naming convention" in out
+    assert "kubectl delete hpa whisper-hpa -n homelab" in out
+    assert "4 findings (2 errors, 2 warnings, 0 info), 2 suppressed" in out
+    assert "\x1b[" not in out
+
+
+def test_text_does_not_eat_brackets_or_angle_brackets() -> None:
+    out = _text(_report())
+    assert '+    kubernetes.io/change-cause: "[bold]deploy v1.2.3[/bold] (abc1234)"' in out
+    assert "-    kubernetes.io/change-cause: <none>" in out
+    assert "<script>alert(1)</script>" in out
+    assert "diff" in out and "bash" in out  # fix blocks are labelled with the detected language
+
+
+def test_text_metrics_blind_spots_and_notes() -> None:
+    out = _text(_report())
+    assert "Now vs target" in out
+    row = next(line for line in out.splitlines() if "Deployment success rate" in line)
+    assert "50%" in row and "≥ 95%" in row and "✗" in row
+    assert "✓" in next(line for line in out.splitlines() if "Orphaned | resources" in line)
+    assert "registry not reachable: tag sprawl not checked" in out
+    assert "context kind-homelab" in out
+
+
+def test_text_caps_evidence_unless_verbose() -> None:
+    short = _text(_report())
+    assert "7fccb9956b-09" in short and "7fccb9956b-10" not in short
+    assert "… and 3 more" in short
+    full = _text(_report(), verbose=True)
+    assert "7fccb9956b-12" in full and "more (--verbose" not in full
+
+
+def test_text_piped_output_has_no_ansi() -> None:
+    out = io.StringIO()
+    render_text(_report(), Console(file=out, width=100))  # colours allowed, but not a terminal
+    assert "\x1b[" not in out.getvalue()
+    assert "Problem 1: Image registry chaos" in out.getvalue()
+
+
+def test_text_no_findings() -> None:
+    out = _text(_report([]))
+    assert "✓ No problems found (2 suppressed)" in out
+    assert "Problem" not in out
+    assert "Now vs target" in out
+
+
+# --- fix language detection ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fix", "expected"), [
+    (DIFF_FIX, [(False, ""), (True, "diff")]),
+    ("kubectl delete hpa whisper-hpa -n homelab", [(True, "bash")]),
+    ("# drop old tags\n$ regctl tag delete reg/app:fixed-v2", [(True, "bash")]),
+    ("Add this to the pod spec:\nresources:\n  limits:\n    memory: 512Mi", [(False, ""), (True, "yaml")]),
+    ("Pin the image:\n\n```yaml\nimage: reg/app:v1\n```\n\nThen re-apply.", [(False, ""), (True, "yaml"),
+                                                                              (False, "")]),
+    ("Delete the HPA together with its Deployment.", [(False, "")]),
+    ("- Delete the HPA\n- Re-apply the manifest", [(False, "")]),
+])
+def test_split_fix_detects_language(fix: str, expected: list[tuple[bool, str]]) -> None:
+    assert [(b.code, b.lang) for b in split_fix(fix)] == expected
+
+
+def test_split_fix_keeps_blank_lines_inside_code() -> None:
+    diff = "--- a/x.yaml\n+++ b/x.yaml\n@@ -1,4 +1,4 @@\n a: 1\n\n-b: 2\n+b: 3"
+    assert split_fix(diff) == [(True, "diff", diff)]
+    yaml = "Set limits:\n  resources:\n    limits:\n\n      memory: 512Mi"
+    assert split_fix(yaml) == [(False, "", "Set limits:"),
+                               (True, "yaml", "resources:\n  limits:\n\n    memory: 512Mi")]
+
+
+# --- markdown --------------------------------------------------------------------------------------------
+
+
+def test_markdown_structure() -> None:
+    md = render_markdown(_report())
+    headings = [line for line in md.splitlines() if line.startswith("## Problem")]
+    assert [h.split(":")[0] for h in headings] == [f"## Problem {n}" for n in (1, 5, 2, 6)]
+    assert "```diff\n--- a/deploy/backend.yaml" in md
+    assert '+    kubernetes.io/change-cause: "[bold]deploy v1.2.3[/bold] (abc1234)"\n```' in md
+    assert "```bash\nkubectl delete hpa whisper-hpa -n homelab\n```" in md
+    assert "| Metric | Now | Target | OK | Detail |" in md
+    assert "| Deployment success rate | 50% | ≥ 95% | ❌ | 1 of 2 latest rollouts available |" in md
+    assert "| Orphaned \\| resources |" in md
+    assert "<details><summary>… and 3 more</summary>" in md
+    assert md.endswith("\n")
+
+
+def test_markdown_escapes_html_in_prose() -> None:
+    md = render_markdown(_report())
+    assert "Rollout history shows \\<none\\> for change-cause" in md
+    assert "<script>" not in md
+
+
+# --- json ------------------------------------------------------------------------------------------------
+
+
+def test_json_contract() -> None:
+    raw = render_json(_report())
+    assert raw.endswith("}\n")
+    doc = json.loads(raw)
+    assert list(doc) == ["version", "tool", "command", "generatedAt", "sources", "summary", "findings",
+                         "metrics",
+                         "blindSpots", "notes"]
+    assert doc["version"] == 1
+    assert doc["tool"] == {"name": "kubeshape", "version": "0.1.0"}
+    assert doc["generatedAt"] == "2025-11-17T09:30:00Z"
+    assert doc["summary"] == {"total": 4, "error": 2, "warning": 2, "info": 0, "suppressed": 2,
+                              "byFamily": {"1": 1, "2": 1, "3": 0, "4": 0, "5": 1, "6": 1, "7": 0}}
+    assert doc["findings"] == [json.loads(json.dumps(f.as_dict())) for f in _findings()]
+    assert doc["metrics"]["orphans"] == {"title": "Orphaned | resources", "value": 0.0, "unit": "",
+                                         "target": "0",
+                                         "ok": True, "detail": ""}
+    assert doc["blindSpots"] == ["registry not reachable: tag sprawl not checked"]
+
+
+def test_json_serialises_sets_in_data_and_null_time() -> None:
+    finding = _findings()[0]
+    finding.data = {"tags": {"b", "a"}}
+    report = _report([finding])
+    report.generated_at = None
+    doc = json.loads(render_json(report))
+    assert doc["findings"][0]["data"] == {"tags": ["a", "b"]}
+    assert doc["generatedAt"] is None
+
+
+# --- sarif -----------------------------------------------------------------------------------------------
+
+
+def _need(obj: Any, key: str, kind: type, where: str) -> Any:
+    assert isinstance(obj, dict), f"{where} is not an object"
+    assert isinstance(obj.get(key), kind), f"{where}.{key} missing or not {kind.__name__}"
+    return obj[key]
+
+
+def _check_sarif(log: Any) -> None:
+    """The parts of the SARIF 2.1.0 schema (and GitHub's subset) that we rely on."""
+    assert _need(log, "version", str, "$") == "2.1.0"
+    assert _need(log, "$schema", str, "$").startswith("https://")
+    for r, run in enumerate(_need(log, "runs", list, "$")):
+        driver = _need(_need(run, "tool", dict, f"runs[{r}]"), "driver", dict, "tool")
+        _need(driver, "name", str, "driver")
+        rules = _need(driver, "rules", list, "driver")
+        for i, rule in enumerate(rules):
+            _need(rule, "id", str, f"rules[{i}]")
+            for key in ("shortDescription", "fullDescription"):
+                if key in rule:
+                    _need(rule[key], "text", str, f"rules[{i}].{key}")
+        for i, res in enumerate(_need(run, "results", list, f"runs[{r}]")):
+            where = f"results[{i}]"
+            _need(_need(res, "message", dict, where), "text", str, f"{where}.message")
+            assert res["level"] in {"none", "note", "warning", "error"}
+            assert rules[_need(res, "ruleIndex", int, where)]["id"] == _need(res, "ruleId", str, where)
+            for loc in res.get("locations", []):
+                if "physicalLocation" in loc:
+                    physical = loc["physicalLocation"]
+                    art = _need(physical, "artifactLocation", dict, f"{where}.physicalLocation")
+                    _need(art, "uri", str, f"{where}.artifactLocation")
+                    if "region" in physical:
+                        assert _need(physical["region"], "startLine", int, where) >= 1
+                for logical in loc.get("logicalLocations", []):
+                    _need(logical, "name", str, f"{where}.logicalLocations")
+            for value in _need(res, "partialFingerprints", dict, where).values():
+                assert isinstance(value, str)
+
+
+def test_sarif_log() -> None:
+    log = json.loads(render_sarif(_report(), RULES))
+    _check_sarif(log)
+    run = log["runs"][0]
+    driver = run["tool"]["driver"]
+    assert (driver["name"], driver["version"]) == ("kubeshape", "0.1.0")
+    assert [r["id"] for r in driver["rules"]] == ["KS101", "KS202", "KS501", "KS601"]
+    ks202 = driver["rules"][1]
+    assert ks202["shortDescription"]["text"] == "missing-change-cause summary"
+    assert ks202["defaultConfiguration"]["level"] == "warning"
+    assert ks202["properties"]["tags"] == ["Manifests"]
+    assert "## Why is this bad?" in ks202["help"]["markdown"]
+
+    results = {r["ruleId"]: r for r in run["results"]}
+    assert [r["level"] for r in run["results"]] == ["error", "error", "warning", "warning"]
+    assert all(driver["rules"][r["ruleIndex"]]["id"] == rid for rid, r in results.items())
+    file_loc = results["KS101"]["locations"][0]
+    assert file_loc["physicalLocation"] == {"artifactLocation": {"uri": "deploy/backend.yaml",
+                                                                 "uriBaseId": "%SRCROOT%"},
+                                            "region": {"startLine": 21}}
+    live_loc = results["KS601"]["locations"][0]
+    assert "physicalLocation" not in live_loc
+    assert live_loc["logicalLocations"] == [{"name": "homelab/HorizontalPodAutoscaler/whisper-hpa",
+                                             "kind": "resource"}]
+    text = results["KS101"]["message"]["text"]
+    assert "has no registry host" in text and "Root cause:" in text and "Fix: kubectl -n homelab" in text
+    notes = run["invocations"][0]["toolExecutionNotifications"]
+    assert notes[0]["message"]["text"] == "registry not reachable: tag sprawl not checked"
+
+
+def test_sarif_fingerprints_are_stable_and_unique() -> None:
+    first = json.loads(render_sarif(_report(), RULES))["runs"][0]["results"]
+    moved = _findings()
+    moved[1].message = moved[1].message.replace("598", "611")  # restart count grew
+    moved[0].line = 30  # the file was edited above the finding
+    second = json.loads(render_sarif(_report(moved), RULES))["runs"][0]["results"]
+    prints = [r["partialFingerprints"]["kubeshape/v1"] for r in first]
+    assert prints == [r["partialFingerprints"]["kubeshape/v1"] for r in second]
+    assert len(set(prints)) == len(prints)
+
+
+def test_sarif_result_for_unregistered_rule_still_has_a_rule() -> None:
+    log = json.loads(render_sarif(_report(), RULES[:1]))
+    _check_sarif(log)
+    rules = log["runs"][0]["tool"]["driver"]["rules"]
+    assert [r["id"] for r in rules] == ["KS101", "KS501", "KS202", "KS601"]
+
+
+# --- html ------------------------------------------------------------------------------------------------
+
+
+def test_html_is_self_contained_and_escaped() -> None:
+    page = render_html(_report())
+    assert page.startswith("<!DOCTYPE html>")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script" not in page and "<link" not in page and " src=" not in page
+    assert "change-cause: &lt;none&gt;" in page
+    assert "Problem 1: Image registry chaos" in page
+    assert page.index("Problem 5:") < page.index("Problem 2:")
+    assert '<span class="badge error">ERROR</span>' in page
+    assert "<pre class=\"diff\">" in page and "<pre class=\"bash\">kubectl delete hpa whisper-hpa" in page
+    assert "<td>Orphaned | resources</td>" in page
+    assert "registry not reachable" in page
+
+
+def test_html_no_findings() -> None:
+    assert "No problems found" in render_html(_report([]))
+
+
+# --- render ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_render_writes_every_format(fmt: str) -> None:
+    out = io.StringIO()
+    render(_report(), fmt, RULES, Console(file=out, width=40, force_terminal=True))
+    text = out.getvalue()
+    assert "Image registry chaos" in text or "has no registry host" in text
+    if fmt != "text":
+        assert "\x1b[" not in text  # neither colour nor wrapping for machine formats
+    if fmt == "json":
+        assert text == render_json(_report())
+    if fmt == "sarif":
+        assert text == render_sarif(_report(), RULES)
+
+
+def test_render_rejects_unknown_format() -> None:
+    with pytest.raises(ValueError, match="unknown format 'xml'"):
+        render(_report(), "xml", RULES, Console(file=io.StringIO()))
