@@ -65,8 +65,8 @@ def _location(f: Finding) -> dict[str, Any] | None:
     loc: dict[str, Any] = {}
     if f.file:
         uri, relative = _uri(f.file)
-        physical: dict[str, Any] = {"artifactLocation": {"uri": uri, **({"uriBaseId": "%SRCROOT%"} if relative
-                                                                       else {})}}
+        artifact = {"uri": uri, "uriBaseId": "%SRCROOT%"} if relative else {"uri": uri}
+        physical: dict[str, Any] = {"artifactLocation": artifact}
         if f.line:
             physical["region"] = {"startLine": f.line}
         loc["physicalLocation"] = physical

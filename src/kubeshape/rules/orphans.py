@@ -6,6 +6,7 @@ import json
 import shlex
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from difflib import SequenceMatcher
 from typing import Any
 
 from kubeshape.findings import Finding, Severity
@@ -16,15 +17,17 @@ from kubeshape.timeutil import format_time, human_duration, parse_time
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABELS = ("pod-template-hash", "controller-revision-hash", "statefulset.kubernetes.io/pod-name")
 SAMPLE = 8
+SIMILAR = 0.6  # value similarity that makes a workload a likely intended target
 
 Labels = dict[str, str]
 
 
-def _where(obj: K8sObject) -> str:
-    """``infra/hpa.yaml:12`` for a repo object, ``live`` for a cluster one."""
+def _where(obj: K8sObject, path: str = "") -> str:
+    """``infra/hpa.yaml:12`` for (a field of) a repo object, ``live`` for a cluster one."""
     if not obj.file:
         return "live"
-    return f"{obj.file}:{obj.line}" if obj.line else obj.file
+    line = obj.line_of(path) if path else obj.line
+    return f"{obj.file}:{line}" if line else obj.file
 
 
 def _files(inv: Inventory, obj: K8sObject) -> list[str]:
@@ -149,7 +152,7 @@ def hpa_target_missing(ctx: Context) -> Iterator[Finding]:
         if key in inv.repo_by_key or key in inv.live_by_key:
             continue
         evidence = [f"no {kind} {name} in namespace {hpa.namespace} is defined in the repo "
-                    f"(scaleTargetRef at {_where(hpa)})"]
+                    f"(scaleTargetRef at {_where(hpa, 'spec.scaleTargetRef.name')})"]
         yield _hpa_finding(ctx, hpa, kind, name, evidence, severity=Severity.WARNING)
 
 
@@ -325,21 +328,31 @@ def _fmt(labels: Labels) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "(none)"
 
 
-def _identity(workload: K8sObject) -> Labels:
+def _identity(workload: K8sObject | None) -> Labels:
     """The labels that identify a workload's pods: its selector's matchLabels, else its template labels."""
+    if workload is None:
+        return {}
     own = (workload.spec.get("selector") or {}).get("matchLabels") if workload.kind != "Pod" else None
     labels = own or pod_template_labels(workload)
     return {k: v for k, v in labels.items() if k not in HASH_LABELS}
 
 
+def _likeness(wanted: Labels, labels: Labels) -> tuple[int, float]:
+    """(selector pairs the labels have, best similarity of a value under a shared key)."""
+    same = sum(labels.get(k) == v for k, v in wanted.items())
+    similar = max((SequenceMatcher(None, v, labels[k]).ratio() for k, v in wanted.items() if k in labels),
+                  default=0.0)
+    return same, similar
+
+
 def _closest(selector: dict[str, Any], workloads: list[K8sObject]) -> K8sObject | None:
-    """The workload whose pod labels share the most of the selector's pairs, then keys."""
+    """The workload whose pod labels come closest to the selector: it shares a pair, or has a key whose
+    value looks alike (``app=family-assistant`` vs ``app=family-assistant-backend``)."""
     wanted = _wanted(selector)
-    best, best_score = None, (0, 0)
+    best, best_score = None, (0, SIMILAR)
     for w in workloads:
-        labels = pod_template_labels(w)
-        score = (sum(labels.get(k) == v for k, v in wanted.items()), sum(k in labels for k in wanted))
-        if score > best_score:
+        score = _likeness(wanted, pod_template_labels(w))
+        if score[0] > best_score[0] or (score[0] == best_score[0] and score[1] > best_score[1]):
             best, best_score = w, score
     return best
 
@@ -382,14 +395,14 @@ class _Selectables:
                      f"pods in namespace {ns}"]
             candidates = self.live.get(ns, [])
         else:
-            found = [f"selector {_fmt(_wanted(selector))} ({_where(obj)}) matches no pod template of the "
-                     f"{len(self.repo.get(ns, []))} workloads the repo defines in namespace {ns}"]
+            found = [f"selector {_fmt(_wanted(selector))} ({_where(obj, 'spec.selector')}) matches no pod "
+                     f"template of the {len(self.repo.get(ns, []))} workloads the repo defines in namespace {ns}"]
             candidates = self.repo.get(ns, [])
         closest = _closest(selector, candidates)
         if closest is not None:
             found.append(f"closest: {closest.ref} has pod labels {_fmt(pod_template_labels(closest))}")
         else:
-            found.append(f"no workload in {ns} carries any of the selector's labels")
+            found.append(f"no workload in {ns} has pod labels like {_fmt(_wanted(selector))}")
         return found, closest
 
 
@@ -405,7 +418,8 @@ def _yaml_selector(value: dict[str, Any], indent: str = "    ") -> str:
     return "\n".join(lines)
 
 
-def _selector_fix(obj: K8sObject, resource: str, value: dict[str, Any] | None, closest: K8sObject | None) -> str:
+def _selector_fix(obj: K8sObject, resource: str, value: dict[str, Any] | None,
+                  closest: K8sObject | None) -> str:
     """Point ``spec.selector`` at ``closest`` (live patch or file edit), or delete ``obj``."""
     delete = f"kubectl delete {resource} {obj.name} -n {obj.namespace}"
     if closest is None or not value:
@@ -462,7 +476,8 @@ def pdb_selects_nothing(ctx: Context) -> Iterator[Finding]:
         yield ctx.finding(
             pdb, f"PodDisruptionBudget {pdb.namespace}/{pdb.name} selects no pods", path="spec.selector",
             evidence=evidence, dedupe=f"{pdb.namespace}/{pdb.name}",
-            fix=_selector_fix(pdb, "pdb", {"matchLabels": _identity(closest)} if closest else None, closest),
+            fix=_selector_fix(pdb, "pdb", {"matchLabels": ident} if (ident := _identity(closest)) else None,
+                              closest),
             root_cause="The workload it protected was deleted or relabelled, and the budget was left behind.")
 
 
@@ -503,6 +518,6 @@ def service_selects_nothing(ctx: Context) -> Iterator[Finding]:
         yield ctx.finding(
             svc, f"Service {svc.namespace}/{svc.name} selects no pods ({_fmt(_wanted(selector))})",
             path="spec.selector", evidence=evidence, dedupe=f"{svc.namespace}/{svc.name}",
-            fix=_selector_fix(svc, "service", _identity(closest) if closest else None, closest),
+            fix=_selector_fix(svc, "service", _identity(closest), closest),
             root_cause="The Service's selector does not match the labels of any pod: the workload behind it "
                        "was deleted, renamed or relabelled.")

@@ -10,8 +10,9 @@ from datetime import UTC
 
 from kubeshape.config import Config
 from kubeshape.findings import Finding, ObjectRef, Severity
-from kubeshape.imageref import ImageRef, InvalidReference, parse
+from kubeshape.imageref import ImageRef
 from kubeshape.inventory import Inventory, K8sObject, RegistryRepo, RegistrySnapshot, TagInfo, containers
+from kubeshape.rules._common import parse_or_none
 from kubeshape.rules.base import Context, rule
 from kubeshape.timeutil import format_time, human_duration
 
@@ -39,16 +40,13 @@ def human_bytes(n: int) -> str:
     return f"{size:.1f} TiB"
 
 
-def _parse(image: str) -> ImageRef | None:
-    try:
-        return parse(image)
-    except InvalidReference:
-        return None
-
-
 def _sample(items: list[str], n: int = SAMPLE) -> str:
     more = len(items) - n
     return ", ".join(items[:n]) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _label(repo: RegistryRepo) -> str:
@@ -80,7 +78,7 @@ class _Use:
     ref: ImageRef
     obj: K8sObject
     container: str
-    path: str
+    path: str  # field path of the image in ``obj``; empty when seen on a pod ``obj`` owns
 
     @property
     def where(self) -> str:
@@ -104,10 +102,11 @@ def _image_uses(inv: Inventory) -> Iterator[_Use]:
 
 
 def _container_uses(obj: K8sObject, owner: K8sObject) -> Iterator[_Use]:
+    """Images of ``obj``'s containers, attributed to ``owner``; ``path`` only when ``owner`` holds them."""
     for c in containers(obj):
-        ref = _parse(c.image)
+        ref = parse_or_none(c.image)
         if ref is not None:
-            yield _Use(ref, owner, c.name, f"{c.path}.image")
+            yield _Use(ref, owner, c.name, f"{c.path}.image" if obj is owner else "")
 
 
 def _pulled_digests(pod: K8sObject, owner: K8sObject) -> Iterator[_Use]:
@@ -115,7 +114,7 @@ def _pulled_digests(pod: K8sObject, owner: K8sObject) -> Iterator[_Use]:
     for key in ("initContainerStatuses", "containerStatuses"):
         for st in pod.status.get(key) or []:
             image_id = str(st.get("imageID") or "")
-            ref = _parse(image_id.partition("://")[2] or image_id)
+            ref = parse_or_none(image_id.partition("://")[2] or image_id)
             if ref is not None and ref.digest:
                 yield _Use(ref, owner, str(st.get("name") or ""), "")
 
@@ -326,7 +325,7 @@ def meaningless_tags(ctx: Context) -> Iterator[Finding]:
         for t, where in deployed[:SAMPLE]:
             evidence.append(f"deployed, retag first: {t.tag} used by {', '.join(sorted(where))}")
         yield ctx.finding(
-            _repo_ref(repo), f"{len(bad)} tags of {_label(repo)} cannot be traced to a commit",
+            _repo_ref(repo), f"{_count(len(bad), 'tag')} of {_label(repo)} cannot be traced to a commit",
             evidence=evidence, fix=_scheme_fix(repo, ctx.cfg, deployed), source="registry",
             root_cause="Images are tagged by hand with whatever name seems descriptive at the moment, "
                        "not from the commit they were built from.",
@@ -460,7 +459,7 @@ def _local_images(inv: Inventory, cfg: Config) -> list[_LocalImage]:
     found: dict[tuple[str, str, str], _LocalImage] = {}
     for node in inv.live("Node"):
         for entry in node.status.get("images") or []:
-            refs = [r for n in entry.get("names") or [] if (r := _parse(str(n))) is not None]
+            refs = [r for n in entry.get("names") or [] if (r := parse_or_none(str(n))) is not None]
             digested = {r.normalized_name for r in refs if r.digest}
             for ref in refs:
                 if ref.digest or not ref.tag:
@@ -477,13 +476,13 @@ def _local_images(inv: Inventory, cfg: Config) -> list[_LocalImage]:
 
 
 def _workload_uses(inv: Inventory) -> dict[tuple[str, str], list[_Use]]:
-    """Image uses by (normalized name, tag); one use per container."""
+    """Image uses by (normalized name, tag), one per workload container (and per pod of an unseen owner)."""
     out: dict[tuple[str, str], list[_Use]] = defaultdict(list)
-    seen: set[tuple[str, str, str, str]] = set()
+    seen: set[tuple[str, str, str, str, str]] = set()
     for use in _image_uses(inv):
         tag = use.ref.effective_tag
-        key = (use.where, use.container, use.ref.normalized_name, tag or "")
-        if tag and use.path and key not in seen:
+        key = (use.where, use.container, use.path, use.ref.normalized_name, tag or "")
+        if tag and key not in seen:
             seen.add(key)
             out[(use.ref.normalized_name, tag)].append(use)
     return out
@@ -496,7 +495,7 @@ def _pull_failures(inv: Inventory) -> dict[tuple[str, str], list[str]]:
         images = {c.name: c.image for c in containers(pod)}
         for st in (pod.status.get("initContainerStatuses") or []) + (pod.status.get("containerStatuses") or []):
             reason = str(((st.get("state") or {}).get("waiting") or {}).get("reason") or "")
-            ref = _parse(images.get(str(st.get("name")), ""))
+            ref = parse_or_none(images.get(str(st.get("name")), ""))
             if reason in PULL_FAILURES and ref is not None and ref.effective_tag:
                 node = pod.spec.get("nodeName") or "no node"
                 out[(ref.normalized_name, ref.effective_tag)].append(
@@ -519,9 +518,9 @@ def _push_fix(img: _LocalImage, uses: list[_Use]) -> str:
     commands = [f"docker tag {img.local_name} {img.target}"] if img.local_name != img.target else []
     commands.append(f"docker push {img.target}")
     text = f"On {nodes}, push the image to the registry:\n\n" + "\n".join(f"  {c}" for c in commands)
-    if uses:
-        text += ("\n\nThen reference it by its registry-qualified name:\n"
-                 + "\n".join(_update_step(u, img.target) for u in uses))
+    steps = [_update_step(u, img.target) for u in uses if u.path]
+    if steps:
+        text += "\n\nThen reference it by its registry-qualified name:\n" + "\n".join(steps)
     return text
 
 
@@ -589,12 +588,12 @@ def _unused_local_finding(ctx: Context, group: list[_LocalImage]) -> Finding:
     repo = group[0].repo
     nodes = sorted({n for img in group for n in img.nodes})
     tags = [img.tag for img in group]
-    evidence = [f"{len(tags)} tags of {_label(repo)} exist only on {', '.join(nodes)}: {_sample(tags)}",
+    evidence = [f"{_count(len(tags), 'tag')} of {_label(repo)} exist only on {', '.join(nodes)}: {_sample(tags)}",
                 *[line for img in group[:SAMPLE] for line in _node_lines(img)],
                 "no repo workload or live workload uses them yet"]
     fix = "\n\n".join(_push_fix(img, []) for img in group[:SAMPLE])
     return ctx.finding(
-        _repo_ref(repo), f"{len(tags)} tags of {_label(repo)} exist only on node-local image stores",
+        _repo_ref(repo), f"{_count(len(tags), 'tag')} of {_label(repo)} only exist in node-local image stores",
         severity=Severity.WARNING, evidence=evidence, source="cluster+registry",
         fix=fix + "\n\nor, if they are stale builds, remove them from the node (`docker rmi ...`).",
         root_cause="Images were built by hand on the nodes and never pushed to the registry.",

@@ -64,12 +64,16 @@ _TELEMETRY = re.compile(r"otel|opentelemetry|otlp|export|jaeger|zipkin|tempo", r
 # -- shared helpers ---------------------------------------------------------------------------------
 
 def _pods_by_workload(inv: Inventory) -> list[tuple[K8sObject, list[K8sObject]]]:
-    """Live pods grouped by the workload a user wrote (one pass over the pods)."""
-    groups: dict[tuple[str, str, str], tuple[K8sObject, list[K8sObject]]] = {}
-    for pod in inv.live("Pod"):
-        top = inv.top_workload(pod)
-        groups.setdefault(top.key, (top, []))[1].append(pod)
-    return list(groups.values())
+    """Live pods grouped by the workload a user wrote (one pass over the pods, shared by the KS5xx rules)."""
+
+    def build() -> list[tuple[K8sObject, list[K8sObject]]]:
+        groups: dict[tuple[str, str, str], tuple[K8sObject, list[K8sObject]]] = {}
+        for pod in inv.live("Pod"):
+            top = inv.top_workload(pod)
+            groups.setdefault(top.key, (top, []))[1].append(pod)
+        return list(groups.values())
+
+    return inv.memo("stability.pods_by_workload", build)
 
 
 def _statuses(pod: K8sObject, init: bool = False) -> list[dict[str, Any]]:
