@@ -108,8 +108,8 @@ FA_LOCAL_TAGS = [  # built with docker on pesubuntu and imported into k3s' conta
 # Third-party images: reference → approximate compressed size. Digests are derived from the reference.
 IMAGE_SIZES: dict[str, int] = {
     "ghcr.io/pesuga/homelab/homelab-dashboard:latest": 61_847_293,
-    "quay.io/prometheus/prometheus:v2.55.1": 111_538_427,
-    "quay.io/prometheus/node-exporter:v1.8.2": 11_382_107,
+    "docker.io/prom/prometheus:v2.55.1": 111_538_427,
+    "docker.io/prom/node-exporter:v1.8.2": 11_382_107,
     "docker.io/grafana/loki:3.3.2": 26_772_519,
     "docker.io/library/registry:2.8.3": 9_966_301,
     "docker.io/rancher/mirrored-coredns-coredns:1.12.0": 20_938_325,
@@ -438,7 +438,7 @@ WORKLOADS: list[dict[str, Any]] = [
         "rs_age": timedelta(days=23, hours=1), "replicas": 1, "labels": {"app": "prometheus"},
         "service_account": "prometheus",
         "containers": [container(
-            "prometheus", "quay.io/prometheus/prometheus:v2.55.1", ports=[("web", 9090)],
+            "prometheus", "docker.io/prom/prometheus:v2.55.1", ports=[("web", 9090)],
             args=["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus",
                   "--storage.tsdb.retention.time=15d", "--web.enable-lifecycle"],
             resources={"limits": {"memory": "2Gi"}, "requests": {"cpu": "200m", "memory": "512Mi"}},
@@ -566,9 +566,9 @@ def node_images(node: str) -> list[dict[str, Any]]:
         names = [repo_digest_ref(normalized(ref)), normalized(ref), *extra_tags]
         images.append({"names": names, "sizeBytes": size})
 
-    system = ["docker.io/rancher/mirrored-pause:3.6", "quay.io/prometheus/node-exporter:v1.8.2"]
+    system = ["docker.io/rancher/mirrored-pause:3.6", "docker.io/prom/node-exporter:v1.8.2"]
     if node == "pesubuntu":
-        system += ["quay.io/prometheus/prometheus:v2.55.1", "docker.io/library/registry:2.8.3",
+        system += ["docker.io/prom/prometheus:v2.55.1", "docker.io/library/registry:2.8.3",
                    "docker.io/rancher/mirrored-coredns-coredns:1.12.0",
                    "docker.io/rancher/mirrored-metrics-server:v0.7.2",
                    "docker.io/rancher/local-path-provisioner:v0.0.30",
@@ -1070,7 +1070,7 @@ def node_exporter() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     ns, name = "homelab", "node-exporter"
     created = ago(days=88, hours=5)
     c = container(
-        "node-exporter", "quay.io/prometheus/node-exporter:v1.8.2",
+        "node-exporter", "docker.io/prom/node-exporter:v1.8.2",
         args=["--path.procfs=/host/proc", "--path.sysfs=/host/sys", "--path.rootfs=/host/root",
               "--collector.filesystem.mount-points-exclude=^/(dev|proc|sys|var/lib/kubelet/.+)($|/)"],
         ports=[("metrics", 9100)],
@@ -1220,8 +1220,8 @@ def hpa_objs() -> list[dict[str, Any]]:
                 condition("ScalingActive", "True", ago(days=58), "ValidMetricFound",
                           "the HPA was able to successfully calculate a replica count from cpu resource "
                           "utilization (percentage of request)"),
-                condition("ScalingLimited", "True", ago(days=11, hours=5), "TooFewReplicas",
-                          "the desired replica count is less than the minimum replica count"),
+                condition("ScalingLimited", "False", ago(days=11, hours=5), "DesiredWithinRange",
+                          "the desired count is within the acceptable range"),
             ],
         },
     })
@@ -1620,6 +1620,8 @@ def write_json(path: Path, doc: Any) -> None:
 def write_bundle(out: Path) -> dict[str, int]:
     objects, logs = build()
     if out.exists():
+        if any(out.iterdir()) and not (out / "kubeshape-bundle.json").is_file():
+            raise SystemExit(f"{out}: exists and is not a bundle; refusing to replace it")
         shutil.rmtree(out)
     out.mkdir(parents=True)
     list_rv = next_rv()

@@ -40,12 +40,16 @@ ensure_version() {
         "import json,sys; print(next((r['Version'] for r in json.load(sys.stdin).get('Require') or [] if r['Path']=='$mod'),''))")
   [[ $cur == "$ver" ]] && return 0
   log "$(basename "$dir"): go.mod has $mod ${cur:-<none>}, switching to $ver"
+  cp "$dir/go.mod" "$dir/go.mod.bak"; cp "$dir/go.sum" "$dir/go.sum.bak"
   if [[ $mod == k8s.io/kubernetes ]]; then
-    (cd "$dir" && "${NICE[@]}" python3 gen-gomod.py "$ver") || die "gen-gomod.py $ver failed in $dir"
+    (cd "$dir" && "${NICE[@]}" python3 gen-gomod.py "$ver")
   else
-    (cd "$dir" && "$GO" mod edit -require="$mod@$ver" && "${NICE[@]}" "$GO" mod tidy) \
-      || die "could not pin $mod@$ver in $dir (go mod edit/tidy failed)"
-  fi
+    (cd "$dir" && "$GO" mod edit -require="$mod@$ver" && "${NICE[@]}" "$GO" mod tidy)
+  fi || {
+    mv -f "$dir/go.mod.bak" "$dir/go.mod"; mv -f "$dir/go.sum.bak" "$dir/go.sum"
+    die "could not pin $mod@$ver in $dir (is that version on the Go module proxy?); go.mod left unchanged"
+  }
+  rm -f "$dir/go.mod.bak" "$dir/go.sum.bak"
 }
 
 # build NAME VERSION MODULE LDFLAGS "out1=pkg1 out2=pkg2 ..."

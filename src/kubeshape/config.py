@@ -70,6 +70,28 @@ class Suppression(_Strict):
         return fnmatch.fnmatchcase(str(obj), self.object) or fnmatch.fnmatchcase(obj.name, self.object)
 
 
+class Retention(_Strict):
+    """How many tags a repository keeps; tags in use and each workload's last known good are always kept."""
+
+    repository: str = "*"  # glob over ``host/name`` or ``name``
+    keep_last: int = Field(10, ge=0)
+    keep_tags: list[str] = Field(default_factory=list)  # regexes of tags never pruned (releases, ...)
+    keep_days: int = Field(0, ge=0)  # keep anything younger than this
+
+    @field_validator("keep_tags")
+    @classmethod
+    def _regexes(cls, v: list[str]) -> list[str]:
+        for pattern in v:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
+        return v
+
+    def matches(self, host: str, name: str) -> bool:
+        return fnmatch.fnmatchcase(f"{host}/{name}", self.repository) or fnmatch.fnmatchcase(name, self.repository)
+
+
 class Config(_Strict):
     """The whole ``kubeshape.yaml``."""
 
@@ -79,6 +101,7 @@ class Config(_Strict):
     exclude: list[str] = Field(default_factory=list)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     suppressions: list[Suppression] = Field(default_factory=list)
+    retention: list[Retention] = Field(default_factory=list)
     ignore: list[str] = Field(default_factory=list)
     annotation_ignores: bool = True
 
@@ -90,6 +113,10 @@ class Config(_Strict):
         except re.error as exc:
             raise ValueError(f"not a valid regular expression: {exc}") from None
         return v
+
+    def retention_for(self, host: str, name: str) -> Retention:
+        """The first retention entry matching the repository, else the default policy."""
+        return next((r for r in self.retention if r.matches(host, name)), Retention())
 
     @property
     def tag_pattern(self) -> re.Pattern[str]:

@@ -111,9 +111,9 @@ def test_ks104_negative(tmp_path: Path) -> None:
 
 def _pull_failure_world() -> list[dict]:  # type: ignore[type-arg]
     dep = deployment("family-assistant-backend", "family-assistant:phase2-mcp-logging-fix")
+    owner = {"kind": "Deployment", "name": dep["metadata"]["name"], "uid": dep["metadata"]["uid"], "controller": True}
     rs = {"kind": "ReplicaSet", "metadata": {"name": "fab-7f", "namespace": "homelab", "uid": "rs1",
-                                              "ownerReferences": [{"kind": "Deployment", "name": dep["metadata"]["name"],
-                                                                   "uid": dep["metadata"]["uid"], "controller": True}]}}
+                                              "ownerReferences": [owner]}}
     pod = {"kind": "Pod", "metadata": {"name": "fab-7f-9g4wb", "namespace": "homelab", "uid": "p1",
                                        "ownerReferences": [{"kind": "ReplicaSet", "name": "fab-7f", "uid": "rs1",
                                                             "controller": True}]},

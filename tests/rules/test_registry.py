@@ -250,20 +250,38 @@ def test_ks404_unused_local_tags_are_one_warning_per_repository() -> None:
     assert w.data["tags"] == ["phase3-try"] and w.data["nodes"] == ["pesubuntu"]
 
 
+BACKEND_FILE = ("apiVersion: apps/v1\nkind: Deployment\n"
+                "metadata: {name: family-assistant-backend, namespace: homelab}\n"
+                "spec:\n  template:\n    spec:\n      containers:\n      - name: family-assistant-backend\n"
+                "        image: family-assistant:{tag}\n")
+
+
 def test_ks404_names_the_manifest_line_to_qualify(tmp_path: Path) -> None:
-    files = {"backend.yaml": "apiVersion: apps/v1\nkind: Deployment\n"
-                             "metadata: {name: family-assistant-backend, namespace: homelab}\n"
-                             "spec:\n  template:\n    spec:\n      containers:\n      - name: backend\n"
-                             "        image: family-assistant:phase2-mcp-logging-fix\n"}
+    files = {"backend.yaml": BACKEND_FILE.replace("{tag}", "phase2-mcp-logging-fix")}
     objs = [node("pesubuntu", [([LOCAL], GIB)])]
     [f] = check("KS404", inventory(tmp_path, files=files, objects=objs, registry=seed_registry()), PRIVATE)
-    assert (f"backend.yaml:9: set `image: {HOST}/family-assistant:phase2-mcp-logging-fix` (container backend "
-            "of homelab/Deployment/family-assistant-backend), then `kubectl apply -f backend.yaml`") in f.fix
+    assert (f"  backend.yaml:9: image: {HOST}/family-assistant:phase2-mcp-logging-fix   # container "
+            "family-assistant-backend of homelab/Deployment/family-assistant-backend\n"
+            "  then `kubectl apply -f backend.yaml`") in f.fix
+
+
+def test_ks404_live_workload_defined_in_two_files_gets_both_lines_not_set_image(tmp_path: Path) -> None:
+    files = {"a/backend.yaml": BACKEND_FILE.replace("{tag}", "fixed"),
+             "backend.yaml": BACKEND_FILE.replace("{tag}", "fixed-final")}
+    inv = inventory(tmp_path, files=files, objects=seed_cluster(), registry=seed_registry())
+    [f] = [f for f in check("KS404", inv, PRIVATE) if f.severity.label == "error"]
+    assert f"  a/backend.yaml:9: image: {HOST}/family-assistant:phase2-mcp-logging-fix" in f.fix
+    assert f"  backend.yaml:9: image: {HOST}/family-assistant:phase2-mcp-logging-fix" in f.fix
+    assert "then apply the one you deploy from (2 files define it" in f.fix
+    assert "kubectl set image" not in f.fix
 
 
 def test_ks404_pushed_and_unrelated_images_pass() -> None:
     objs = [node("pesubuntu", [([f"{HOST}/family-assistant:me-fixed"], GIB),
                                (["docker.io/library/family-assistant:me-fixed"], GIB),
-                               (["docker.io/library/nginx:1.27"], 10**8), (["ghcr.io/pesuga/dash:latest"], 10**8)]),
+                               (["docker.io/library/nginx:1.27"], 10**8), (["ghcr.io/pesuga/dash:latest"], 10**8),
+                               # pulled from Docker Hub (it has a repo digest), not built here
+                               (["docker.io/library/family-assistant:hub",
+                                 f"docker.io/library/family-assistant@{digest(7)}"], GIB)]),
             deployment("family-assistant-backend", f"{HOST}/family-assistant:me-fixed")]
     assert check("KS404", inventory(objects=objs, registry=seed_registry()), PRIVATE) == []

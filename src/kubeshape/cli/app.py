@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
-from enum import Enum
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -36,7 +36,7 @@ app = typer.Typer(
 )
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     text = "text"
     markdown = "markdown"
     json = "json"
@@ -44,7 +44,7 @@ class OutputFormat(str, Enum):
     html = "html"
 
 
-class FailOn(str, Enum):
+class FailOn(StrEnum):
     error = "error"
     warning = "warning"
     info = "info"
@@ -188,7 +188,7 @@ def doctor(
             raise InputError("--demo cannot be combined with --repo or --bundle")
         with _demo_paths() as (demo_repo, demo_bundle):
             code = _doctor(demo_repo, demo_bundle, registry_snapshot, config, sel, output, fail_on,
-                           report_file, verbose)
+                           report_file, verbose, use_git=False)
         raise typer.Exit(code)
     if repo is None and bundle is None:
         raise InputError("nothing to analyse: pass --repo DIR and/or --bundle FILE (or --demo)")
@@ -198,7 +198,7 @@ def doctor(
 
 def _doctor(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path | None, config: Path | None,
             sel: Selection, output: OutputFormat, fail_on: FailOn, report_file: Path | None,
-            verbose: bool) -> int:
+            verbose: bool, use_git: bool = True) -> int:
     cfg = _config_for(config, repo_dir or Path.cwd())
     repo = git = cluster = registry = None
     if repo_dir is not None:
@@ -206,7 +206,7 @@ def _doctor(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path 
             raise InputError(f"{repo_dir}: not a directory -- --repo takes the manifests repository")
         with status(f"Reading manifests in {repo_dir}"):
             repo = load_repo([Path(p) for p in cfg.manifest_roots], repo_dir, cfg.exclude)
-            git = load_git(repo_dir)
+            git = load_git(repo_dir) if use_git else None
     if bundle is not None:
         with status(f"Loading bundle {bundle}"):
             cluster, registry = load_bundle(bundle)

@@ -18,6 +18,7 @@ from rich.text import Text
 from kubeshape.findings import FAMILIES, FAMILY_TITLES, Finding, Severity
 from kubeshape.report.model import Metric, Report
 
+MAX_FIX_LINES = 24
 MAX_EVIDENCE = 10
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.INFO: "bold cyan"}
 
@@ -172,23 +173,32 @@ def _bullets(items: list[str], style: str = "") -> Table:
     return grid
 
 
-def _fix(fix: str) -> list[RenderableType]:
+def _fix(fix: str, verbose: bool) -> list[RenderableType]:
     out: list[RenderableType] = []
     for block in split_fix(fix):
         if not block.code:
             out.append(Text(block.text))
             continue
-        syntax = Syntax(block.text, block.lang or "text", theme="ansi_dark", word_wrap=True,
+        text = block.text
+        lines = text.splitlines()
+        if not verbose and len(lines) > MAX_FIX_LINES:
+            text = "\n".join(lines[:MAX_FIX_LINES])
+            more = f"… {len(lines) - MAX_FIX_LINES} more lines (--verbose or -o markdown shows the whole fix)"
+        else:
+            more = ""
+        syntax = Syntax(text, block.lang or "text", theme="ansi_dark", word_wrap=True,
                         background_color="default")
         out.append(Panel(syntax, box=box.HORIZONTALS, title=block.lang or None, title_align="left",
                          border_style="dim", expand=False))
+        if more:
+            out.append(Text(more, style="dim"))
     return out
 
 
 def _finding(console: Console, f: Finding, verbose: bool) -> None:
     label = f.severity.label.upper()
     console.print(Text.assemble((f"{label:<7}", SEVERITY_STYLE[f.severity]), " ", (f.rule, "bold"), "  ",
-                                str(f.object) if f.object else ""))
+                                str(f.object) if f.object else (f.file or "")))
     where = location(f) + (f"  (source: {f.source})" if verbose and f.file else "")
     console.print(_indent(Text(where, style="cyan" if f.file else "dim")))
     console.print(_indent(Text(f.message)))
@@ -203,7 +213,7 @@ def _finding(console: Console, f: Finding, verbose: bool) -> None:
         console.print(_indent(Text.assemble(("Root cause: ", "bold"), f.root_cause)))
     if f.fix:
         console.print(_indent(Text("Fix:", style="bold green")))
-        for part in _fix(f.fix):
+        for part in _fix(f.fix, verbose):
             console.print(_indent(part, 4))
 
 

@@ -71,15 +71,16 @@ def private_registry_for(ref: ImageRef, inv: Inventory, cfg: Config) -> str | No
 def set_image_patch(obj: K8sObject, container: Container, new_image: str, extra: dict[str, str] | None = None,
                     ) -> str:
     """A diff-style patch of the container's image (and other fields), as it stands in the file."""
-    lines = [f"# {obj.file}:{obj.line_of(container.path + '.image')}" if obj.file else
-             f"# {obj.namespace}/{obj.kind}/{obj.name}", "  containers:", f"  - name: {container.name}",
+    where = f"{obj.file}:{obj.line_of(container.path + '.image')}" if obj.file else \
+        f"{obj.namespace}/{obj.kind}/{obj.name} (live; change it in the file you apply it from)"
+    lines = [f"In {where}:", "```diff", "  containers:", f"  - name: {container.name}",
              f"-   image: {container.image}", f"+   image: {new_image}"]
     for k, v in (extra or {}).items():
         old = container.spec.get(k)
         if old is not None:
             lines.append(f"-   {k}: {old}")
         lines.append(f"+   {k}: {v}")
-    return "\n".join(lines)
+    return "\n".join([*lines, "```"])
 
 
 def kubectl_set_image(obj: K8sObject, container: Container, new_image: str) -> str:

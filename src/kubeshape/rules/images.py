@@ -103,7 +103,7 @@ def unqualified_image(ctx: Context) -> Iterator[Finding]:
         new = f"{target}:{ref.effective_tag}" if not ref.digest else f"{target}@{ref.digest}"
         fix = set_image_patch(obj, c, new)
         if host and not (reg_lines and ref.effective_tag and f"{ref.effective_tag} exists" in " ".join(reg_lines)):
-            fix = (f"docker tag {c.image} {new}\ndocker push {new}\n" + fix)
+            fix = f"Push the image to the registry:\n```bash\ndocker tag {c.image} {new}\ndocker push {new}\n```\n" + fix
         yield ctx.finding(
             obj, f"container {c.name} uses unqualified image {c.image}", path=f"{c.path}.image",
             severity=Severity.ERROR if severe else Severity.WARNING, evidence=evidence, fix=fix,

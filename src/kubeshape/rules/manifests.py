@@ -125,7 +125,9 @@ def variant_sprawl(ctx: Context) -> Iterator[Finding]:
     ```
     """
     groups: dict[tuple[str, str], dict[str, K8sObject]] = defaultdict(dict)
+    files: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     for obj in ctx.inv.repo_workloads:
+        files[obj.key].add(obj.file or "")
         for c in containers(obj):
             ref = parse_or_none(c.image)
             if ref is not None and not c.init:
@@ -143,10 +145,11 @@ def variant_sprawl(ctx: Context) -> Iterator[Finding]:
             state = "" if ctx.inv.cluster is None else (" — live" if live else " — not in the cluster")
             image = next((c.image for c in containers(o) if not c.init), "")
             evidence.append(f"{o.kind} {o.name} in {o.file}:{o.line} runs {image}{state}")
-        files = sorted({o.file or "" for o in objs})
+        all_files = sorted({f for o in objs for f in files[o.key]})
         yield ctx.finding(
             objs[0], f"{len(objs)} workloads in {ns} run image {path} under different names ({prefix}-*)",
-            evidence=evidence, data={"files": files, "workloads": [o.name for o in objs]},
+            evidence=[*evidence, f"{len(all_files)} manifest files for one service: {', '.join(all_files)}"],
+            data={"files": all_files, "workloads": [o.name for o in objs]},
             root_cause="Variants were created by copying manifests instead of changing one service; the old "
                        "ones were never removed.",
             fix=(f"Consolidate into one service directory:\n  {ns}/{prefix}/deployment.yaml\n"
@@ -263,6 +266,11 @@ def live_not_in_repo(ctx: Context) -> Iterator[Finding]:
             source="cluster")
 
 
+def _revision(obj: K8sObject) -> int:
+    value = obj.annotations.get(REVISION, "")
+    return int(value) if value.isdigit() else 0
+
+
 @rule("KS205", "no-change-cause", severity=Severity.WARNING, requires=("cluster",))
 def no_change_cause(ctx: Context) -> Iterator[Finding]:
     """Rollout revisions without a change-cause.
@@ -294,8 +302,8 @@ def no_change_cause(ctx: Context) -> Iterator[Finding]:
         if not revisions:
             continue
         missing = [rs for rs in revisions if not rs.annotations.get(CHANGE_CAUSE)]
-        if len(missing) <= limit:
-            continue
+        if len(missing) <= limit or _revision(dep) < 2:
+            continue  # a first rollout has no history to explain
         revs = sorted(int(r.annotations.get(REVISION, "0") or 0) for r in missing)
         current = dep.annotations.get(REVISION, "?")
         created = [t for r in revisions if (t := parse_time(r.metadata.get("creationTimestamp")))]

@@ -5,13 +5,15 @@ from __future__ import annotations
 import difflib
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import yaml
+
 from kubeshape.findings import Finding, ObjectRef, Severity
-from kubeshape.inventory import Container, Inventory, K8sObject, containers, pod_template_labels
+from kubeshape.inventory import Container, Inventory, K8sObject, containers, pod_template_labels, selector_matches
 from kubeshape.metrics import PULL_FAILURES
 from kubeshape.rules._common import SYSTEM_NAMESPACES
 from kubeshape.rules.base import Context, rule
@@ -22,6 +24,7 @@ _TELEMETRY_VAR = re.compile(r"^(OTEL_|JAEGER_|ZIPKIN_)")
 _TELEMETRY_HOST = re.compile(r"otel|opentelemetry|jaeger|zipkin|tempo|collector")
 _DNS_LABEL = re.compile(r"^(?=.*[a-z])[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$")
 _USERINFO = re.compile(r"(://)[^/@\s]*@")
+_NOT_HOSTS = {"localhost", "true", "false", "none", "null", "disabled", "enabled"}
 OTLP_GRPC, OTLP_HTTP = 4317, 4318
 COLLECTOR_IMAGE = "otel/opentelemetry-collector:0.114.0"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
@@ -70,8 +73,26 @@ def _split_host(value: str) -> tuple[str, int | None] | None:
         return None
 
 
+def _service_of(host: str, namespace: str, namespaces: set[str], bare: bool) -> tuple[str, str] | None:
+    """(Service, namespace) that ``host`` names: ``svc.ns.svc[.cluster.local]``, ``svc.ns`` or (if ``bare``)
+    a short name in ``namespace``."""
+    labels = host.rstrip(".").split(".")
+    if "svc" in labels:
+        i = labels.index("svc")
+        if i < 2 or labels[i + 1:] not in ([], ["cluster", "local"]):
+            return None
+        svc, ns = labels[i - 2], labels[i - 1]
+    elif len(labels) == 2 and labels[1] in namespaces:
+        svc, ns = labels[0], labels[1]
+    elif len(labels) == 1 and bare and host not in _NOT_HOSTS:
+        svc, ns = host, namespace
+    else:
+        return None
+    return (svc, ns) if _DNS_LABEL.match(svc) and _DNS_LABEL.match(ns) else None
+
+
 def _endpoint(var: str, value: str, namespace: str, namespaces: set[str]) -> _Endpoint | None:
-    """The Service ``value`` points at: ``svc.ns.svc[.cluster.local]``, ``svc.ns`` or a bare name."""
+    """The Service a literal env value points at, or None."""
     value = value.strip()
     if not value or "$(" in value or any(ch in value for ch in " ,;"):
         return None
@@ -79,30 +100,22 @@ def _endpoint(var: str, value: str, namespace: str, namespaces: set[str]) -> _En
     if split is None or not split[0]:
         return None
     host, port = split[0].rstrip("."), split[1]
-    labels = host.split(".")
-    if "svc" in labels:
-        i = labels.index("svc")
-        if i < 2 or labels[i + 1:] not in ([], ["cluster", "local"]):
-            return None
-        svc, ns = labels[i - 2], labels[i - 1]
-    elif len(labels) == 2 and labels[1] in namespaces:
-        svc, ns = labels
-    elif len(labels) == 1 and host != "localhost" and (_ENDPOINT_VAR.search(var) or "://" in value):
-        svc, ns = host, namespace
-    else:
-        return None
-    if not (_DNS_LABEL.match(svc) and _DNS_LABEL.match(ns)):
-        return None
-    return _Endpoint(var, value, host, svc, ns, port)
+    target = _service_of(host, namespace, namespaces, bool(_ENDPOINT_VAR.search(var)) or "://" in value)
+    return _Endpoint(var, value, host, *target, port) if target else None
 
 
 def _known_namespaces(inv: Inventory) -> set[str]:
-    out = {o.name for o in inv.objects("Namespace")}
-    out.update(o.namespace for o in inv.repo_objects if o.namespace)
-    if inv.cluster is not None:
-        for objs in inv.cluster.objects.values():
-            out.update(o.namespace for o in objs if o.namespace)
-    return out
+    """Namespaces the repo or the cluster mention (so ``svc.ns`` is told apart from ``example.com``)."""
+
+    def build() -> set[str]:
+        out = {o.name for o in inv.objects("Namespace")}
+        out.update(o.namespace for o in inv.repo_objects if o.namespace)
+        if inv.cluster is not None:
+            for objs in inv.cluster.objects.values():
+                out.update(o.namespace for o in objs if o.namespace)
+        return out
+
+    return inv.memo("observability.namespaces", build)
 
 
 @dataclass(slots=True)
@@ -111,6 +124,7 @@ class _Services:
 
     live: set[tuple[str, str]] | None
     repo: set[tuple[str, str]]
+    has_repo: bool
     by_name: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     by_namespace: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
@@ -118,7 +132,7 @@ class _Services:
     def build(cls, inv: Inventory) -> _Services:
         live = {(s.namespace, s.name) for s in inv.live("Service")} if inv.listed("Service") else None
         repo = {(o.namespace or "default", o.name) for o in inv.repo_objects if o.kind == "Service"}
-        out = cls(live, repo)
+        out = cls(live, repo, inv.repo is not None)
         for ns, name in (live or set()) | repo:
             out.by_name[name].add(ns)
             out.by_namespace[ns].add(name)
@@ -138,6 +152,15 @@ class _Services:
         if key in self.live:
             return None
         return Severity.ERROR, "does not exist in the cluster and is not defined in the repo"
+
+    def absence(self, ep: _Endpoint) -> list[str]:
+        """The same facts whichever source the finding comes from, so repo and live findings merge."""
+        out = []
+        if self.live is not None:
+            out.append(f"the cluster has no Service {ep.service} in namespace {ep.namespace}")
+        if self.has_repo and (ep.namespace, ep.service) not in self.repo:
+            out.append(f"the repo defines no Service {ep.service} in namespace {ep.namespace}")
+        return out
 
     def similar(self, ep: _Endpoint) -> list[str]:
         names = self.by_namespace.get(ep.namespace, set())
@@ -241,25 +264,24 @@ def _set_env(obj: K8sObject, c: Container, assignment: str) -> str:
 
 
 def _endpoint_fix(obj: K8sObject, c: Container, ep: _Endpoint, services: _Services) -> str:
-    """Deploy the missing Service (collector) or stop using it."""
-    other = services.elsewhere(ep) + [f"{ep.namespace}:{n}" for n in services.similar(ep)]
+    """Deploy the missing Service (a collector for OTLP), point the variable at an existing one, or stop."""
     if ep.otlp:
-        deploy = (f"# Option 1: deploy the collector the app expects (Service {ep.service} in {ep.namespace})\n"
-                  + _collector_manifest(ep))
+        options = [f"# deploy the collector the app expects (Service {ep.service} in {ep.namespace})\n"
+                   + _collector_manifest(ep)]
     else:
-        deploy = f"# Option 1: deploy Service {ep.service} in namespace {ep.namespace} (and what it fronts)"
-    if other:
-        target = other[0]
-        ns, svc = target.split(":", 1) if ":" in target else (target, ep.service)
+        options = [f"# deploy Service {ep.service} in namespace {ep.namespace} (and what it fronts)"]
+    candidates = [(ns, ep.service) for ns in services.elsewhere(ep)] + [(ep.namespace, n) for n in services.similar(ep)]
+    if candidates:
+        ns, svc = candidates[0]
         new = ep.value.replace(ep.host, f"{svc}.{ns}.svc.cluster.local", 1)
-        repoint = (f"# Option 2: point {ep.var} at the existing Service {ns}/{svc}\n"
-                   f"{_set_env(obj, c, f'{ep.var}={new}')}\n{_env_patch(obj, c, ep.var, new)}")
-    elif ep.telemetry:
-        repoint = (f"# Option 2: stop exporting until a collector exists\n"
-                   f"{_set_env(obj, c, 'OTEL_SDK_DISABLED=true')}\n{_env_patch(obj, c, 'OTEL_SDK_DISABLED', 'true')}")
-    else:
-        repoint = f"# Option 2: remove the setting\n{_set_env(obj, c, ep.var + '-')}"
-    return f"{deploy}\n\n{repoint}"
+        options.append(f"# or, if {ns}/{svc} is the intended Service, point {ep.var} at it\n"
+                       f"{_set_env(obj, c, f'{ep.var}={new}')}\n{_env_patch(obj, c, ep.var, new)}")
+    if ep.telemetry:
+        options.append(f"# or stop exporting until a collector exists\n{_set_env(obj, c, 'OTEL_SDK_DISABLED=true')}\n"
+                       f"{_env_patch(obj, c, 'OTEL_SDK_DISABLED', 'true')}")
+    elif not candidates:
+        options.append(f"# or remove the setting\n{_set_env(obj, c, ep.var + '-')}")
+    return "\n\n".join(options)
 
 
 @rule("KS701", "endpoint-service-missing", severity=Severity.ERROR)
@@ -314,8 +336,7 @@ def endpoint_service_missing(ctx: Context) -> Iterator[Finding]:
 
 def _endpoint_finding(ctx: Context, obj: K8sObject, c: Container, i: int, ep: _Endpoint, severity: Severity,
                       how: str, services: _Services, mentions: dict[str, int]) -> Finding:
-    evidence = [f"container {c.name}: {ep.var} = {_shown(ep.var, ep.value)}",
-                f"Service {ep.service} {how} (namespace {ep.namespace})"]
+    evidence = [f"container {c.name}: {ep.var} = {_shown(ep.var, ep.value)}", *services.absence(ep)]
     similar = services.similar(ep)
     if similar:
         evidence.append(f"Services in {ep.namespace} with similar names: {', '.join(similar)}")
@@ -355,8 +376,6 @@ class _LabelIndex:
 
     def select(self, selector: dict[str, Any], namespaces: Iterable[str] | None) -> Iterator[K8sObject]:
         """Objects whose labels a monitor's label selector matches (an empty selector matches all)."""
-        from kubeshape.inventory import selector_matches
-
         match = selector.get("matchLabels") or {}
         allowed = None if namespaces is None else set(namespaces)
         if match and allowed is not None:
@@ -377,27 +396,65 @@ def _monitor_namespaces(mon: K8sObject) -> list[str] | None:
     return [str(n) for n in sel.get("matchNames") or []] or [mon.namespace]
 
 
+def _scrape_configs(text: str) -> list[dict[str, Any]]:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return []
+    jobs = doc.get("scrape_configs") if isinstance(doc, dict) else None
+    return [j for j in jobs if isinstance(j, dict)] if isinstance(jobs, list) else []
+
+
+def _static_targets(inv: Inventory) -> dict[tuple[str, str], str]:
+    """Services named as static targets in Prometheus configs held in ConfigMaps."""
+    namespaces = _known_namespaces(inv)
+    out: dict[tuple[str, str], str] = {}
+    for cm in inv.objects("ConfigMap"):
+        for value in (cm.raw.get("data") or {}).values():
+            if not isinstance(value, str) or "scrape_configs" not in value:
+                continue
+            for job in _scrape_configs(value):
+                for static in job.get("static_configs") or []:
+                    for target in (static or {}).get("targets") or []:
+                        split = _split_host(str(target))
+                        svc = _service_of(split[0], cm.namespace, namespaces, True) if split and split[0] else None
+                        if svc:
+                            out.setdefault((svc[1], svc[0]), f"static target {target} (job {job.get('job_name')}) "
+                                                             f"in ConfigMap {cm.namespace}/{cm.name}")
+    return out
+
+
+def _wkey(w: K8sObject) -> tuple[str, str, str, str]:
+    return (w.source, w.kind, w.namespace, w.name)
+
+
 @dataclass(slots=True)
 class _Scraping:
     """Which Services and workloads something scrapes, computed once per call."""
 
-    selecting: dict[tuple[str, str, str], list[K8sObject]] = field(default_factory=lambda: defaultdict(list))
+    selecting: dict[tuple[str, str, str, str], dict[str, K8sObject]] = field(
+        default_factory=lambda: defaultdict(dict))
     covered_services: dict[tuple[str, str], str] = field(default_factory=dict)
-    covered_workloads: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    covered_workloads: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
+    static: list[str] = field(default_factory=list)
     monitors: int = 0
 
     @classmethod
     def build(cls, inv: Inventory, workloads: list[K8sObject]) -> _Scraping:
         out = cls()
-        svc_labels, svc_selectors = _LabelIndex(), defaultdict(list)
+        svc_labels = _LabelIndex()
+        svc_selectors: dict[tuple[str, str, str], list[K8sObject]] = defaultdict(list)
         for svc in inv.objects("Service"):
             svc_labels.add(svc, svc.labels)
             sel = svc.spec.get("selector") or {}
             if sel:
-                k, v = sorted(sel.items())[0]
+                k, v = min(sel.items())
                 svc_selectors[(svc.namespace, k, str(v))].append(svc)
             if svc.annotations.get(SCRAPE_ANNOTATION) == "true":
-                out.covered_services[(svc.namespace, svc.name)] = f"annotation {SCRAPE_ANNOTATION} on Service {svc.name}"
+                out.covered_services[(svc.namespace, svc.name)] = f"{SCRAPE_ANNOTATION} on Service {svc.name}"
+        static = _static_targets(inv)
+        out.covered_services.update(static)
+        out.static = [f"{ns}/{name}" for ns, name in sorted(static)]
         for sm in inv.objects("ServiceMonitor"):
             out.monitors += 1
             for svc in svc_labels.select(sm.spec.get("selector") or {}, _monitor_namespaces(sm)):
@@ -408,22 +465,25 @@ class _Scraping:
             pods.add(w, labels)
             for k, v in labels.items():
                 for svc in svc_selectors.get((w.namespace, k, v), []):
-                    sel = svc.spec.get("selector") or {}
-                    if all(labels.get(a) == str(b) for a, b in sel.items()) and svc not in out.selecting[w.key]:
-                        out.selecting[w.key].append(svc)
+                    if all(labels.get(a) == str(b) for a, b in (svc.spec.get("selector") or {}).items()):
+                        out.selecting[_wkey(w)].setdefault(svc.name, svc)
         for pm in inv.objects("PodMonitor"):
             out.monitors += 1
             for w in pods.select(pm.spec.get("selector") or {}, _monitor_namespaces(pm)):
-                out.covered_workloads.setdefault(w.key, f"PodMonitor {pm.namespace}/{pm.name}")
+                out.covered_workloads.setdefault(_wkey(w), f"PodMonitor {pm.namespace}/{pm.name}")
         return out
 
+    def services(self, w: K8sObject) -> list[K8sObject]:
+        return [svc for _, svc in sorted(self.selecting.get(_wkey(w), {}).items())]
+
     def coverage(self, w: K8sObject) -> str | None:
+        """What scrapes ``w``, or None."""
         tmpl_ann = ((w.spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
         if tmpl_ann.get(SCRAPE_ANNOTATION) == "true":
-            return f"annotation {SCRAPE_ANNOTATION} on the pod template"
-        if w.key in self.covered_workloads:
-            return self.covered_workloads[w.key]
-        return next((self.covered_services[(s.namespace, s.name)] for s in self.selecting.get(w.key, [])
+            return f"{SCRAPE_ANNOTATION} on the pod template"
+        if _wkey(w) in self.covered_workloads:
+            return self.covered_workloads[_wkey(w)]
+        return next((self.covered_services[(s.namespace, s.name)] for s in self.services(w)
                      if (s.namespace, s.name) in self.covered_services), None)
 
 
@@ -447,35 +507,55 @@ def _yaml_map(d: dict[str, str], indent: str) -> str:
     return "\n".join(f"{indent}{k}: {v}" for k, v in sorted(d.items()))
 
 
-def _service_monitor(w: K8sObject, svc: K8sObject | None, labels: dict[str, str]) -> str:
-    """A ServiceMonitor for ``svc`` (or for a new Service for ``w``); commands first when needed."""
+def _metrics_service(w: K8sObject) -> tuple[str, dict[str, str], str] | None:
+    """A new Service for ``w``'s metrics port: (YAML, its labels, the ServiceMonitor endpoint)."""
+    port = _metrics_port(w)
+    selector = pod_template_labels(w)
+    if port is None or not selector:
+        return None
+    name, number = port
+    labels = {"app.kubernetes.io/name": w.name}
+    port_name = name or "metrics"
+    yaml = (f"apiVersion: v1\nkind: Service\nmetadata:\n  name: {w.name}-metrics\n  namespace: {w.namespace}\n"
+            f"  labels:\n{_yaml_map(labels, '    ')}\nspec:\n  selector:\n{_yaml_map(selector, '    ')}\n"
+            f"  ports:\n  - name: {port_name}\n    port: {number}\n    targetPort: {number}\n---")
+    return yaml, labels, f"port: {port_name}"
+
+
+def _existing_service(svc: K8sObject) -> tuple[list[str], dict[str, str], str]:
+    """Commands needed before a ServiceMonitor can select ``svc``, its labels, the endpoint line."""
     pre: list[str] = []
+    labels = dict(svc.labels)
+    if not labels:
+        labels = {"app.kubernetes.io/name": svc.name}
+        pre.append(f"kubectl label service {svc.name} -n {svc.namespace} app.kubernetes.io/name={svc.name}")
+    ports = sorted((p for p in svc.spec.get("ports") or [] if isinstance(p, dict)),
+                   key=lambda p: "metric" not in str(p.get("name") or ""))
+    first = ports[0] if ports else {}
+    endpoint = (f"port: {first['name']}" if first.get("name")
+                else f"targetPort: {first.get('targetPort', first.get('port'))}")
+    return pre, labels, endpoint
+
+
+def _service_monitor(w: K8sObject, svc: K8sObject | None, monitor_labels: dict[str, str]) -> str:
+    """A ServiceMonitor for ``svc`` (or for a new Service for ``w``), with any command it needs first."""
+    pre: list[str] = []
+    docs: list[str] = []
     if svc is None:
-        port = _metrics_port(w)
-        if port is None:
-            return (f"{w.kind} {w.name} declares no containerPort: add the port its /metrics endpoint listens on "
-                    "(named metrics), then create a Service and a ServiceMonitor for it.")
-        name, number = port
-        sel = pod_template_labels(w)
-        pre.append(f"kubectl expose {w.kind.lower()} {w.name} -n {w.namespace} --name {w.name}-metrics "
-                   f"--port {number} --target-port {number} --labels app.kubernetes.io/name={w.name}")
-        svc_sel, endpoint = {"app.kubernetes.io/name": w.name}, f"port: {name}" if name else f"targetPort: {number}"
-        if not sel:
-            return f"{w.kind} {w.name} has no pod template labels: label its pods before exposing metrics."
+        new = _metrics_service(w)
+        if new is None:
+            return (f"{w.kind} {w.name} declares no containerPort or no pod labels: add the port its /metrics "
+                    "endpoint listens on (named metrics), then a Service and a ServiceMonitor for it.")
+        service_yaml, labels, endpoint = new
+        docs.append(service_yaml)
     else:
-        svc_sel = dict(svc.labels)
-        if not svc_sel:
-            svc_sel = {"app.kubernetes.io/name": svc.name}
-            pre.append(f"kubectl label service {svc.name} -n {svc.namespace} app.kubernetes.io/name={svc.name}")
-        ports = [p for p in svc.spec.get("ports") or [] if isinstance(p, dict)]
-        ports.sort(key=lambda p: "metric" not in str(p.get("name") or ""))
-        first = ports[0] if ports else {}
-        endpoint = f"port: {first['name']}" if first.get("name") else f"targetPort: {first.get('targetPort', first.get('port'))}"
-    meta_labels = f"\n  labels:\n{_yaml_map(labels, '    ')}" if labels else ""
-    yaml = (f"apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata:\n  name: {w.name}\n"
-            f"  namespace: {w.namespace}{meta_labels}\nspec:\n  selector:\n    matchLabels:\n"
-            f"{_yaml_map(svc_sel, '      ')}\n  endpoints:\n  - {endpoint}\n    path: /metrics\n    interval: 30s")
-    return "\n".join([*pre, "kubectl apply -f - <<'EOF'", yaml, "EOF"])
+        pre, labels, endpoint = _existing_service(svc)
+    meta = f"\n  labels:\n{_yaml_map(monitor_labels, '    ')}" if monitor_labels else ""
+    docs.append(f"apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata:\n  name: {w.name}\n"
+                f"  namespace: {w.namespace}{meta}\nspec:\n  selector:\n    matchLabels:\n"
+                f"{_yaml_map(labels, '      ')}\n  endpoints:\n  - {endpoint}\n    path: /metrics\n"
+                "    interval: 30s")
+    return "\n".join([*pre, "kubectl apply -f - <<'EOF'", *docs, "EOF"])
 
 
 @rule("KS702", "no-metrics-scraping", severity=Severity.INFO)
@@ -485,8 +565,8 @@ def no_metrics_scraping(ctx: Context) -> Iterator[Finding]:
     ## What it does
     For each Deployment, StatefulSet and DaemonSet (repo and live, outside system namespaces) checks
     whether Prometheus scrapes it: a ServiceMonitor selecting a Service that selects its pods, a
-    PodMonitor selecting its pod labels, or `prometheus.io/scrape: "true"` on the pod template or on
-    a Service selecting it.
+    PodMonitor selecting its pod labels, `prometheus.io/scrape: "true"` on the pod template or on a
+    Service selecting it, or a static target naming such a Service in a Prometheus config (ConfigMap).
 
     ## Why is this bad?
     Without application metrics, only node metrics exist: no request rates, errors or latencies, and
@@ -510,23 +590,24 @@ def no_metrics_scraping(ctx: Context) -> Iterator[Finding]:
     ```
     """
     inv = ctx.inv
-    workloads = list({w.key: w for w in inv.workloads()
-                      if w.kind in WORKLOAD_KINDS and w.namespace not in SYSTEM_NAMESPACES}.values())
+    workloads = [w for w in inv.workloads() if w.kind in WORKLOAD_KINDS and w.namespace not in SYSTEM_NAMESPACES]
     if not workloads:
         return
     scraping = _Scraping.build(inv, workloads)
     labels = _monitor_labels(inv)
     crd_absent = inv.cluster is not None and not inv.listed("ServiceMonitor")
-    for w in inv.workloads():
-        if w.kind not in WORKLOAD_KINDS or w.namespace in SYSTEM_NAMESPACES or scraping.coverage(w):
+    for w in workloads:
+        if scraping.coverage(w):
             continue
-        services = scraping.selecting.get(w.key, [])
+        services = scraping.services(w)
         tmpl = ", ".join(f"{k}={v}" for k, v in sorted(pod_template_labels(w).items())) or "none"
         evidence = [f"pod template labels: {tmpl}",
                     f"Services selecting its pods: {', '.join(s.name for s in services)}" if services
                     else "no Service selects its pods",
                     f"{scraping.monitors} ServiceMonitor/PodMonitor objects found; none selects it",
                     f"no {SCRAPE_ANNOTATION}: \"true\" annotation on the pod template or its Services"]
+        if scraping.static:
+            evidence.append(f"static Prometheus targets cover only: {', '.join(scraping.static)}")
         if crd_absent:
             evidence.append("ServiceMonitor was not listed from the cluster: the Prometheus Operator CRDs "
                             "(monitoring.coreos.com) are probably not installed")
@@ -545,10 +626,13 @@ def no_metrics_scraping(ctx: Context) -> Iterator[Finding]:
 
 @dataclass(frozen=True, slots=True)
 class _Alert:
+    """One alert kubeshape expects, how to recognise an expression covering it, and its YAML."""
+
     key: str
     what: str
     metric: str
     yaml: str
+    covers: Callable[[str], bool]
 
 
 def _covers_restarts(t: str) -> bool:
@@ -565,34 +649,42 @@ def _covers_pulls(t: str) -> bool:
     return waiting or "pull_image" in t or bool(re.search(r"image_pull\w*fail", t))
 
 
-def _alerts(restarts_per_day: float) -> list[tuple[_Alert, Any]]:
-    return [
-        (_Alert("restarts", "container restarts", "kube_pod_container_status_restarts_total", f"""\
+_RESTART_ALERT = """\
     - alert: PodRestartStorm
-      # increase() of the counter; the seed's rate(...[1h]) > 5 was per second and never fired
-      expr: sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total[1d])) > {restarts_per_day:g}
+      # increase() of the counter: the seed's rate(...[1h]) > 5 was a per-second rate and would never fire
+      expr: sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total[1d])) > {threshold}
       for: 15m
       labels: {{severity: warning}}
       annotations:
-        summary: "{{{{ $labels.namespace }}}}/{{{{ $labels.pod }}}} restarted {{{{ $value | humanize }}}} times in a day\""""),
-         _covers_restarts),
-        (_Alert("unavailable", "unavailable replicas", "kube_deployment_status_replicas_unavailable", """\
+        summary: "{{{{ $labels.namespace }}}}/{{{{ $labels.pod }}}} restarted {{{{ $value }}}} times in a day\""""
+_UNAVAILABLE_ALERT = """\
     - alert: DeploymentReplicasUnavailable
-      # a gauge: compare it directly (rate() of a gauge is meaningless)
+      # a gauge: compare it directly (the seed's rate() of a gauge is meaningless)
       expr: kube_deployment_status_replicas_unavailable > 0
       for: 15m
       labels: {severity: warning}
       annotations:
-        summary: "{{ $labels.namespace }}/{{ $labels.deployment }} has {{ $value }} unavailable replicas\""""),
-         _covers_unavailable),
-        (_Alert("image-pull", "image pull failures", "kube_pod_container_status_waiting_reason", """\
+        summary: "{{ $labels.namespace }}/{{ $labels.deployment }} has {{ $value }} unavailable replicas\""""
+_PULL_ALERT = """\
     - alert: ImagePullFailing
-      expr: max by (namespace, pod, container) (kube_pod_container_status_waiting_reason{reason=~"ImagePullBackOff|ErrImagePull"}) == 1
+      expr: >-
+        max by (namespace, pod, container)
+        (kube_pod_container_status_waiting_reason{reason=~"ImagePullBackOff|ErrImagePull"}) == 1
       for: 5m
       labels: {severity: critical}
       annotations:
-        summary: "{{ $labels.namespace }}/{{ $labels.pod }} cannot pull the image of {{ $labels.container }}\""""),
-         _covers_pulls),
+        summary: "{{ $labels.namespace }}/{{ $labels.pod }} cannot pull the image of {{ $labels.container }}\""""
+
+
+def _alerts(restarts_per_day: float) -> list[_Alert]:
+    return [
+        _Alert("restarts", "container restarts", "kube_pod_container_status_restarts_total",
+               _RESTART_ALERT.format(threshold=f"{restarts_per_day:g}"), _covers_restarts),
+        _Alert("unavailable", "unavailable replicas", "kube_deployment_status_replicas_unavailable",
+               _UNAVAILABLE_ALERT, _covers_unavailable),
+        _Alert("image-pull", "image pull failures",
+               'kube_pod_container_status_waiting_reason{reason=~"ImagePullBackOff|ErrImagePull"}', _PULL_ALERT,
+               _covers_pulls),
     ]
 
 
@@ -678,10 +770,11 @@ def no_alert_rules(ctx: Context) -> Iterator[Finding]:
     if inv.cluster is None and not inv.repo_workloads:
         return
     texts, where = _alert_texts(inv)
-    missing = [a for a, covers in _alerts(ctx.cfg.thresholds.restarts_per_day) if not any(covers(t) for t in texts)]
+    missing = [a for a in _alerts(ctx.cfg.thresholds.restarts_per_day) if not any(map(a.covers, texts))]
     if not missing:
         return
-    evidence = [f"alerting rules found in: {', '.join(where)}" if where else
+    shown = ", ".join(where[:5]) + (f" and {len(where) - 5} more" if len(where) > 5 else "")
+    evidence = [f"alerting rules found in: {shown}" if where else
                 "no PrometheusRule and no rule file in a ConfigMap, in the repo or the cluster"]
     if inv.cluster is not None and not inv.listed("PrometheusRule"):
         evidence.append("PrometheusRule was not listed from the cluster: the Prometheus Operator CRDs "

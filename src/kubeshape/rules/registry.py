@@ -184,11 +184,12 @@ def _checked_against(inv: Inventory) -> str:
 def _prune_fix(repo: RegistryRepo, keep: int) -> str:
     name = _label(repo)
     return (
-        f"Keep the newest {keep} tags plus every deployed one with a retention policy in kubeshape.yaml:\n\n"
+        f"Keep the newest {keep} tags with a retention policy in kubeshape.yaml (tags in use and the last "
+        f"known good of each workload are always kept):\n\n"
         f"  retention:\n"
         f"    - repository: {name}\n"
         f"      keep_last: {keep}\n"
-        f"      keep_deployed: true\n\n"
+        f"      keep_tags: ['^v?\\d+\\.\\d+\\.\\d+$']\n\n"
         f"Preview what would go, then prune:\n\n"
         f"  kubeshape registry prune --repository {name} --dry-run\n"
         f"  kubeshape registry prune --repository {name}\n\n"
@@ -425,7 +426,6 @@ class _LocalImage:
     tag: str
     normalized: tuple[str, str]
     nodes: dict[str, int] = field(default_factory=dict)  # node → size in bytes
-    pulled: bool = False  # a node also records a repo digest for it
 
     @property
     def target(self) -> str:
@@ -462,8 +462,8 @@ def _local_images(inv: Inventory, cfg: Config) -> list[_LocalImage]:
             refs = [r for n in entry.get("names") or [] if (r := parse_or_none(str(n))) is not None]
             digested = {r.normalized_name for r in refs if r.digest}
             for ref in refs:
-                if ref.digest or not ref.tag:
-                    continue
+                if ref.digest or not ref.tag or ref.normalized_name in digested:
+                    continue  # a repo digest means it was pulled from a registry, not built here
                 homes = _home_repo(ref, snap, private)
                 if not homes or any(ref.tag in h.tags for h in homes):
                     continue
@@ -471,7 +471,6 @@ def _local_images(inv: Inventory, cfg: Config) -> list[_LocalImage]:
                 img = found.setdefault(key, _LocalImage(homes[0], f"{_short_name(ref)}:{ref.tag}", ref.tag,
                                                         (ref.normalized_name, ref.tag)))
                 img.nodes[node.name] = int(entry.get("sizeBytes") or 0)
-                img.pulled = img.pulled or ref.normalized_name in digested
     return [found[k] for k in sorted(found)]
 
 
@@ -503,22 +502,46 @@ def _pull_failures(inv: Inventory) -> dict[tuple[str, str], list[str]]:
     return out
 
 
-def _update_step(use: _Use, target: str) -> str:
-    o = use.obj
-    if o.file:
-        line = o.line_of(use.path)
-        return (f"  {o.file}{f':{line}' if line else ''}: set `image: {target}` (container {use.container} "
-                f"of {o.ref}), then `kubectl apply -f {o.file}`")
-    return (f"  kubectl set image {o.kind.lower()}/{o.name} {use.container}={target} -n {o.namespace}"
-            "   # and put it in the manifest that defines it")
+def _file_edits(inv: Inventory, use: _Use, target: str) -> dict[tuple[str, int], str]:
+    """Lines to change in the repo: the use's own file, or the files defining the live workload."""
+    copies = [use.obj] if use.obj.file else inv.repo_by_key.get(use.obj.key, [])
+    edits: dict[tuple[str, int], str] = {}
+    for o in copies:
+        for c in containers(o):
+            if c.name == use.container and o.file:
+                line = o.line_of(f"{c.path}.image") or 0
+                edits[(o.file, line)] = (f"  {o.file}{f':{line}' if line else ''}: image: {target}"
+                                         f"   # container {c.name} of {o.ref}")
+    return edits
 
 
-def _push_fix(img: _LocalImage, uses: list[_Use]) -> str:
+def _update_steps(inv: Inventory, uses: list[_Use], target: str) -> list[str]:
+    """Edit the manifests (and apply), or ``kubectl set image`` a live workload no file defines."""
+    edits: dict[tuple[str, int], str] = {}
+    commands: set[str] = set()
+    for use in uses:
+        if not use.path:
+            continue
+        found = _file_edits(inv, use, target)
+        edits.update(found)
+        if not found:
+            o = use.obj
+            commands.add(f"  kubectl set image {o.kind.lower()}/{o.name} {use.container}={target} -n {o.namespace}")
+    steps = [edits[k] for k in sorted(edits)]
+    files = sorted({f for f, _ in edits})
+    if len(files) == 1:
+        steps.append(f"  then `kubectl apply -f {files[0]}`")
+    elif files:
+        steps.append(f"  then apply the one you deploy from ({len(files)} files define it: see KS2xx)")
+    return steps + sorted(commands)
+
+
+def _push_fix(inv: Inventory, img: _LocalImage, uses: list[_Use]) -> str:
     nodes = ", ".join(sorted(img.nodes))
     commands = [f"docker tag {img.local_name} {img.target}"] if img.local_name != img.target else []
     commands.append(f"docker push {img.target}")
     text = f"On {nodes}, push the image to the registry:\n\n" + "\n".join(f"  {c}" for c in commands)
-    steps = [_update_step(u, img.target) for u in uses if u.path]
+    steps = _update_steps(inv, uses, img.target)
     if steps:
         text += "\n\nThen reference it by its registry-qualified name:\n" + "\n".join(steps)
     return text
@@ -531,8 +554,8 @@ def local_only_image(ctx: Context) -> Iterator[Finding]:
     ## What it does
     Reads the images each node holds (`status.images`), finds tags of repositories that also exist in
     a snapshotted registry (`docker.io/library/family-assistant` ↔ `100.81.76.55:30500/family-assistant`)
-    and reports tags the registry does not have, with the workloads that use them (error) or, grouped per
-    repository, that nothing uses yet (warning).
+    and reports tags the registry does not have and that no node pulled (no repo digest), with the
+    workloads that use them (error) or, grouped per repository, that nothing uses yet (warning).
 
     ## Why is this bad?
     The image was built by hand on one node. Pods scheduled there start; pods scheduled anywhere else
@@ -570,15 +593,14 @@ def _node_lines(img: _LocalImage) -> list[str]:
 
 def _local_finding(ctx: Context, img: _LocalImage, uses: list[_Use], failures: list[str]) -> Finding:
     nodes = ", ".join(sorted(img.nodes))
-    evidence = [*_node_lines(img), f"{_label(img.repo)} has {len(img.repo.tags)} tags, not {img.tag}"]
-    if not img.pulled:
-        evidence.append("no node records a repo digest for it: it was built or loaded there, never pulled")
+    evidence = [*_node_lines(img), f"{_label(img.repo)} has {len(img.repo.tags)} tags, not {img.tag}",
+                "no node records a repo digest for it: it was built or loaded there, never pulled"]
     evidence += [f"used by {w}" for w in sorted({u.where for u in uses})]
     evidence += failures[:SAMPLE]
     return ctx.finding(
         ObjectRef("Image", img.repo.host, f"{img.repo.name}:{img.tag}"),
         f"{img.local_name} exists only on {nodes}; it was never pushed to {_label(img.repo)}",
-        evidence=evidence, fix=_push_fix(img, uses), source="cluster+registry",
+        evidence=evidence, fix=_push_fix(ctx.inv, img, uses), source="cluster+registry",
         root_cause=f"The image was built by hand on {nodes} and never pushed, so pods scheduled on any other "
                    "node cannot pull it.",
         data={"image": img.local_name, "nodes": sorted(img.nodes), "registry": _label(img.repo)})
@@ -591,7 +613,7 @@ def _unused_local_finding(ctx: Context, group: list[_LocalImage]) -> Finding:
     evidence = [f"{_count(len(tags), 'tag')} of {_label(repo)} exist only on {', '.join(nodes)}: {_sample(tags)}",
                 *[line for img in group[:SAMPLE] for line in _node_lines(img)],
                 "no repo workload or live workload uses them yet"]
-    fix = "\n\n".join(_push_fix(img, []) for img in group[:SAMPLE])
+    fix = "\n\n".join(_push_fix(ctx.inv, img, []) for img in group[:SAMPLE])
     return ctx.finding(
         _repo_ref(repo), f"{_count(len(tags), 'tag')} of {_label(repo)} only exist in node-local image stores",
         severity=Severity.WARNING, evidence=evidence, source="cluster+registry",

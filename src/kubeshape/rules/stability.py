@@ -38,8 +38,8 @@ _MISSING_REF = re.compile(r'(secret|configmap) "([^"]+)" not found', re.I)
 
 # A leading timestamp and/or log level ("2025-11-17T09:58:40.123Z WARNING ", "[ERROR] ", "level=warn ").
 _LOG_PREFIX = re.compile(
-    r"^\s*(?:\[?(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\]?)?"
-    r"[\s,|-]*"
+    r"^\s*(?:\[?(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:\s?(?:Z|[+-]\d{2}:?\d{2}))?)\]?)?"
+    r"(?:\s*\[\d+\])*[\s,|-]*"
     r"(?:\[?(?:level=)?(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRITICAL|FATAL|PANIC)\]?(?![\w.])"
     r"[\s:|-]*)?",
     re.I,
@@ -53,6 +53,9 @@ _LOG_MASK = re.compile(
     r"|(?P<duration>\b(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+\b)"
     r"|(?P<num>\b\d+(?:\.\d+)?\b)"
 )
+_LOG_LEVEL = re.compile(
+    r"(?i:level=)(?P<named>\w+)|\b(?P<upper>TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|FATAL)\b")
+QUIET_LEVELS = {"TRACE", "DEBUG", "INFO", "NOTICE"}
 _SECRET_IN_LOG = re.compile(r"(?i)\b(password|passwd|token|secret|api[_-]?key|authorization)(\s*[=:]\s*)\S+")
 _SVC_HOST = re.compile(
     r"\b(?P<svc>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.(?P<ns>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)"
@@ -217,8 +220,8 @@ def _restart_cause(top: K8sObject, r: _Restarts, kills: int, limited: int,
                    crashloop: int) -> tuple[str, str]:
     """Root cause and the cause-specific fix line, from the events and last states."""
     if limited:
-        return (f"The liveness probe is answered with HTTP 429 ({limited} rate-limited probe failures), so the "
-                f"kubelet keeps killing a container that is not actually dead ({kills} probe kills); see KS502.",
+        return (f"The liveness probe is answered with HTTP 429 ({limited} rate-limited probe failures): the app is "
+                f"up, but the kubelet counts the 429s as failures and kills it ({kills} probe kills); see KS502.",
                 "Move the liveness probe to a cheap endpoint outside the rate limiter (patch in KS502).")
     if kills:
         return (f"The kubelet restarts the container because its liveness probe fails ({kills} probe kills "
@@ -602,7 +605,15 @@ class _Template:
     first: datetime | None = None
     last: datetime | None = None
     sample: str = ""
+    level: str = ""
     streams: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def every(self) -> str:
+        """The mean interval between repeats, when timestamps tell it."""
+        if self.first is None or self.last is None or self.count < 2 or self.last <= self.first:
+            return ""
+        return f" (≈ every {human_duration((self.last - self.first) / (self.count - 1))})"
 
 
 @dataclass(slots=True)
@@ -619,6 +630,11 @@ def _log_time(text: str | None) -> datetime | None:
     if not text:
         return None
     return parse_time(_FRACTION.sub(r"\1", text.replace(",", ".")))  # fromisoformat: ≤ 6 fractional digits
+
+
+def _level(line: str) -> str:
+    m = _LOG_LEVEL.search(line, 0, 120)
+    return (m.group("named") or m.group("upper")).upper() if m else ""
 
 
 def template_of(line: str) -> tuple[str, datetime | None]:
@@ -647,7 +663,7 @@ def _scan_logs(inv: Inventory) -> list[_Stream]:
             text, ts = template_of(line)
             t = stream.templates.get(text)
             if t is None:
-                t = stream.templates[text] = _Template(sample=line)
+                t = stream.templates[text] = _Template(sample=line, level=_level(line))
             t.count += 1
             t.streams[where] += 1
             if ts is not None:
@@ -671,8 +687,11 @@ def _redact(line: str) -> str:
     return _SECRET_IN_LOG.sub(r"\1\2***", line)[:SAMPLE_CHARS]
 
 
-def _flood_fix(obj: K8sObject | ObjectRef, stream: _Stream, telemetry: bool, missing: bool) -> str:
+def _flood_fix(obj: K8sObject | ObjectRef, stream: _Stream, telemetry: bool, missing: bool, quiet: bool) -> str:
     pod, container = stream.pods[0]
+    tail = f"kubectl logs {pod} -n {obj.namespace}" + (f" -c {container}" if container else "") + " --tail=200"
+    if quiet and not missing:
+        return f"Log this line at DEBUG level, or once per change of state instead of once per iteration.\n{tail}"
     lines = ["Fix the condition the message reports" + (" (the missing Service: see KS701)" if missing else "")
              + "; meanwhile stop the flood:"]
     workload = obj.kind in ("Deployment", "StatefulSet", "DaemonSet")
@@ -682,8 +701,7 @@ def _flood_fix(obj: K8sObject | ObjectRef, stream: _Stream, telemetry: bool, mis
                      "OTEL_METRICS_EXPORTER=none OTEL_LOGS_EXPORTER=none")
     lines.append("# log a failing retry once per state change (or rate-limit that logger) and back off "
                  "exponentially instead of retrying at full speed")
-    lines.append(f"kubectl logs {pod} -n {obj.namespace}" + (f" -c {container}" if container else "")
-                 + " --tail=200")
+    lines.append(tail)
     return "\n".join(lines)
 
 
@@ -726,7 +744,7 @@ def log_flood(ctx: Context) -> Iterator[Finding]:
         for text, t in top:
             evidence.append(f"×{t.count} ({t.count / stream.lines:.0%} of {stream.lines} lines): {_redact(text)}")
             if t.first and t.last:
-                evidence.append(f"first seen {format_time(t.first)}, last seen {format_time(t.last)}")
+                evidence.append(f"first seen {format_time(t.first)}, last seen {format_time(t.last)}{t.every}")
             evidence.append("in " + ", ".join(f"{w} ({n})" for w, n in t.streams.most_common(3)))
             evidence.append(f"sample: {_redact(t.sample)}")
             missing += [h for h in _missing_hosts(ctx.inv, t.sample) if h not in missing]
@@ -734,16 +752,21 @@ def log_flood(ctx: Context) -> Iterator[Finding]:
             evidence.append(f"{host}: Service {svc} does not exist in namespace {ns}")
         count = top[0][1].count
         telemetry = any(_TELEMETRY.search(text) for text, _ in top)
+        quiet = all(t.level in QUIET_LEVELS for _, t in top)
         if missing:
             host = missing[0][0]
             cause = (f"The exporter retries against a collector that does not exist ({host}; see KS701) and "
                      "logs every failed attempt.")
+        elif quiet:
+            cause = (f"A loop logs the same {top[0][1].level} line on every iteration{top[0][1].every}, "
+                     "burying the lines that matter.")
         else:
             cause = ("A condition keeps failing and the code logs it on every retry, without back-off or "
                      "rate limiting.")
         yield ctx.finding(
             obj, f"{_what(obj)}: one log message repeated {count} times in the last {stream.lines} lines "
                  f"({count / stream.lines:.0%})",
-            evidence=evidence, root_cause=cause, fix=_flood_fix(obj, stream, telemetry, bool(missing)),
+            severity=Severity.INFO if quiet and not missing else Severity.WARNING,
+            evidence=evidence, root_cause=cause, fix=_flood_fix(obj, stream, telemetry, bool(missing), quiet),
             source="cluster", data={"templates": [{"template": text, "count": t.count} for text, t in top],
                                     "lines": stream.lines})

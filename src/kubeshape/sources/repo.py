@@ -185,9 +185,21 @@ def _rel(path: Path, base: Path) -> str:
         return str(path)
 
 
+def _git_top(base: Path) -> Path | None:
+    for d in [base, *base.parents]:
+        if (d / ".git").exists():
+            return d
+    return None
+
+
 def _load_ci(base: Path, source: RepoSource) -> None:
+    """CI files of the repository holding ``base`` (up to its git top level; else ``base`` alone)."""
+    top = _git_top(base)
+    dirs = [base]
+    if top is not None and top != base:
+        dirs += [d for d in base.parents if d.is_relative_to(top)]
     seen: set[Path] = set()
-    for start in [base, *base.parents][:4]:
+    for start in dirs:
         for pattern in CI_GLOBS:
             for path in sorted(start.glob(pattern)):
                 if path in seen or not path.is_file():
@@ -197,5 +209,3 @@ def _load_ci(base: Path, source: RepoSource) -> None:
                     source.ci_files[_rel(path, base)] = path.read_text(encoding="utf-8", errors="replace")
                 except OSError:
                     continue
-        if (start / ".git").exists():
-            break
