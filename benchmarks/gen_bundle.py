@@ -806,7 +806,7 @@ class Builder:
             pods.extend(app.pods)
             deployments.append(self.deployment(app))
         # Orphaned ReplicaSets: their Deployment was deleted with --cascade=orphan (KS602).
-        for j in range(max(1, self.n_deploy // 500)):
+        for _ in range(max(1, self.n_deploy // 500)):
             app = self.apps[rng.randrange(len(self.apps))]
             base = f"{app.name}-legacy"
             for _ in range(rng.randint(2, 3)):
@@ -844,6 +844,7 @@ class Builder:
                              "observedGeneration": 3, "updatedNumberScheduled": len(self.nodes),
                              "numberAvailable": len(self.nodes)}}
             daemonsets.append(ds)
+            exporter_id = f"{image_name(EXPORTER_IMAGE[0])}@{digest('image', EXPORTER_IMAGE[0])}"
             for node in self.nodes:
                 name = f"node-exporter-{self.g.suffix(5)}"
                 started = ago(86400 * rng.uniform(5, 60))
@@ -862,7 +863,7 @@ class Builder:
                                             "name": "node-exporter", "state": {"running": {"startedAt": ts(started)}},
                                             "lastState": {}, "ready": True, "restartCount": 0,
                                             "image": EXPORTER_IMAGE[0],
-                                            "imageID": f"{image_name(EXPORTER_IMAGE[0])}@{digest('image', EXPORTER_IMAGE[0])}",
+                                            "imageID": exporter_id,
                                             "started": True}],
                                         "qosClass": "BestEffort"}})
                 self.node_images[node][EXPORTER_IMAGE[0]] = (
@@ -897,7 +898,8 @@ class Builder:
         hb = ago(40)
         conds = [{"type": t, "status": "True" if t == "Ready" else "False", "lastHeartbeatTime": ts(hb),
                   "lastTransitionTime": ts(ago(86400 * 12)), "reason": r, "message": m}
-                 for t, r, m in [("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                 for t, r, m in [("MemoryPressure", "KubeletHasSufficientMemory",
+                                  "kubelet has sufficient memory available"),
                                  ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
                                  ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
                                  ("Ready", "KubeletReady", "kubelet is posting ready status")]]
@@ -906,7 +908,8 @@ class Builder:
         return {
             "metadata": self.meta(name, None, created, labels={
                 "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                "node.kubernetes.io/instance-type": "m6i.4xlarge", "topology.kubernetes.io/zone": f"eu-west-1{'abc'[int(name[-2:]) % 3]}"},
+                "node.kubernetes.io/instance-type": "m6i.4xlarge",
+                "topology.kubernetes.io/zone": f"eu-west-1{'abc'[int(name[-2:]) % 3]}"},
                 annotations={"node.alpha.kubernetes.io/ttl": "0",
                              "volumes.kubernetes.io/controller-managed-attach-detach": "true"}),
             "spec": {"podCIDR": f"10.42.{int(name[-2:])}.0/24", "podCIDRs": [f"10.42.{int(name[-2:])}.0/24"],
@@ -1015,7 +1018,8 @@ class Builder:
         for ns in [*self.namespaces, "monitoring"]:
             cms.append({"metadata": self.meta("kube-root-ca.crt", ns, ago(86400 * 400),
                                               annotations={"kubernetes.io/description": "Contains a CA bundle"}),
-                        "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\n" + "MIIB" * 60 + "\n-----END CERTIFICATE-----\n"}})
+                        "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\n" + "MIIB" * 60
+                                 + "\n-----END CERTIFICATE-----\n"}})
             cms.append({"metadata": self.meta(f"{ns}-config", ns, ago(86400 * 100)),
                         "data": {"LOG_FORMAT": "json", "FEATURE_FLAGS": "checkout_v2,async_refunds",
                                  "UPSTREAM_TIMEOUT": "5s"}})
@@ -1169,7 +1173,8 @@ class Builder:
             elif r < 0.72 and pods:
                 pod = rng.choice(pods)
                 m = pod["metadata"]
-                events.append(self.event("Pod", m, "Killing", f"Stopping container {pod['spec']['containers'][0]['name']}",
+                cname = pod["spec"]["containers"][0]["name"]
+                events.append(self.event("Pod", m, "Killing", f"Stopping container {cname}",
                                          first=ago(rng.randint(60, 3600)), host=pod["spec"]["nodeName"],
                                          field_path="spec.containers{app}"))
             elif r < 0.85 and deps:
@@ -1220,7 +1225,7 @@ class Builder:
         flood_msg = (f"Transient error StatusCode.UNAVAILABLE encountered while exporting traces to {OTEL_HOST}:4317, "
                      "retrying in {d}s." if otel or rng.random() < 0.5 else
                      "failed to refresh upstream pricing-api: dial tcp 10.43.{a}.{b}:80: connect: connection refused")
-        for i in range(n):
+        for _ in range(n):
             t += timedelta(milliseconds=rng.randint(50, 8000))
             if flood and rng.random() < 0.7:
                 level, msg = "WARNING", flood_msg.format(d=rng.choice([1, 2, 4, 8, 16, 32]), a=rng.randrange(256),
@@ -1293,7 +1298,8 @@ class Builder:
         built = sorted({f"services/{a.repo.name}" for a in picked[: max(1, len(picked) // 40)]})
         steps = "\n".join(f"      - run: docker build -t {REGISTRY}/{d.rsplit('/', 1)[1]}:${{{{ github.sha }}}} {d}/"
                           for d in built)
-        self.workflow = (f"name: build\non:\n  push:\n    branches: [main]\njobs:\n  build:\n    runs-on: ubuntu-latest\n"
+        self.workflow = ("name: build\non:\n  push:\n    branches: [main]\njobs:\n  build:\n"
+                         "    runs-on: ubuntu-latest\n"
                          f"    steps:\n      - uses: actions/checkout@v4\n{steps}\n")
         return files
 
@@ -1316,7 +1322,8 @@ class Builder:
                         "template": {"metadata": {"labels": {"app": app.name, "team": app.team}},
                                      "spec": {"containers": [c]}}}}
         text = yaml.dump(doc, Dumper=yaml.CSafeDumper, sort_keys=False, default_flow_style=False)
-        return text.replace("\nspec:\n", "\n# desired state; replicas are managed by the HPA when one exists\nspec:\n", 1)
+        comment = "# desired state; replicas are managed by the HPA when one exists"
+        return text.replace("\nspec:\n", f"\n{comment}\nspec:\n", 1)
 
     def app_yaml(self, app: App, drift: bool, orphan_hpas: dict[str, str] | None) -> str:
         image = app.image

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -15,9 +16,9 @@ from tests.fixtures.clean import write_bundle, write_repo
 SEED_CANARY = "S3CR3T-CANARY-do-not-leak"
 
 
-def ks(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def ks(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kubeshape", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=300, check=False)
+                          cwd=cwd, timeout=300, check=False, env={**os.environ, **(env or {})})
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
@@ -158,8 +159,33 @@ def test_unknown_config_key_names_the_key(tmp_path: Path) -> None:
 def test_missing_bundle_and_nothing_to_do(tmp_path: Path) -> None:
     proc = ks("doctor", "--bundle", str(tmp_path / "nope.tar.gz"))
     assert proc.returncode == 2 and "bundle not found" in one_line_error(proc)
-    proc = ks("doctor")
-    assert proc.returncode == 2 and "nothing to analyse" in one_line_error(proc)
+    proc = ks("doctor", env={"KUBECONFIG": str(tmp_path / "none"), "HOME": str(tmp_path)})
+    assert proc.returncode == 2 and "no kubeconfig found" in one_line_error(proc)
+
+
+UNREACHABLE = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:%d", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t0ps3cret}}]
+contexts: [{name: lab, context: {cluster: c, user: u}}]
+current-context: lab
+"""
+
+
+def test_unreachable_cluster_exits_3_with_a_clear_message(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again when the block ends: nothing listens there
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(UNREACHABLE % port)
+    proc = ks("doctor", "--kubeconfig", str(kubeconfig))
+    assert proc.returncode == 3
+    line = one_line_error(proc)
+    assert f"cannot reach the API server of context 'lab' at https://127.0.0.1:{port}" in line
+    assert "t0ps3cret" not in proc.stderr + proc.stdout
 
 
 def test_usage_error_exit_2() -> None:

@@ -246,6 +246,7 @@ class ClusterSource:
     collected_at: datetime | None = None
     listed_kinds: set[str] = field(default_factory=set)
     server_version: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

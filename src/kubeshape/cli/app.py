@@ -15,6 +15,7 @@ from rich.console import Console
 
 from kubeshape import __version__
 from kubeshape.analysis import Selection, analyse
+from kubeshape.cli.live import LiveOptions, collect_live, merge_reports, read_live, snapshot_registries
 from kubeshape.config import Config, load_config
 from kubeshape.errors import EXIT_CLEAN, EXIT_FINDINGS, EXIT_INPUT, InputError, KubeshapeError
 from kubeshape.findings import Severity
@@ -51,6 +52,14 @@ class FailOn(StrEnum):
     never = "never"
 
 
+ContextOpt = Annotated[str | None, typer.Option("--context", help="kubeconfig context (default: current).")]
+KubeconfigOpt = Annotated[Path | None, typer.Option("--kubeconfig", help="kubeconfig file (default: "
+                                                    "$KUBECONFIG, ~/.kube/config).", dir_okay=False)]
+NamespaceOpt = Annotated[list[str] | None, typer.Option("--namespace", "-n", help="Only this namespace "
+                                                        "(repeatable). Default: all namespaces.")]
+AllNamespacesOpt = Annotated[bool, typer.Option("--all-namespaces", "-A", help="All namespaces (the default).")]
+QpsOpt = Annotated[float, typer.Option("--qps", help="Client-side limit of API requests per second.")]
+MaxLogsOpt = Annotated[int, typer.Option("--max-logs", help="Log tails to read (restarting pods first).")]
 OutputOpt = Annotated[OutputFormat, typer.Option("--output", "-o", help="Report format.")]
 FailOnOpt = Annotated[FailOn, typer.Option("--fail-on", help="Exit 1 when a finding is at least this severe.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="kubeshape.yaml to use.",
@@ -172,6 +181,14 @@ def doctor(
                                                            help="registry.json to use instead of the "
                                                                 "bundle's.", dir_okay=False)] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Analyse the bundled homelab demo.")] = False,
+    context: ContextOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    namespace: NamespaceOpt = None,
+    all_namespaces: AllNamespacesOpt = False,
+    all_contexts: Annotated[bool, typer.Option("--all-contexts", help="Every context of the kubeconfig, "
+                                               "one report.")] = False,
+    qps: QpsOpt = 20.0,
+    max_logs: MaxLogsOpt = 30,
     config: ConfigOpt = None,
     output: OutputOpt = OutputFormat.text,
     fail_on: FailOnOpt = FailOn.warning,
@@ -190,15 +207,19 @@ def doctor(
             code = _doctor(demo_repo, demo_bundle, registry_snapshot, config, sel, output, fail_on,
                            report_file, verbose, use_git=False)
         raise typer.Exit(code)
-    if repo is None and bundle is None:
-        raise InputError("nothing to analyse: pass --repo DIR and/or --bundle FILE (or --demo)")
+    live = None
+    if bundle is None:
+        live = LiveOptions(kubeconfig, [context] if context else None, _namespaces(namespace, all_namespaces),
+                           qps, max_logs, all_contexts)
+    elif context or kubeconfig or namespace or all_contexts:
+        raise InputError("--context/--kubeconfig/-n/--all-contexts read a live cluster; drop them or --bundle")
     raise typer.Exit(_doctor(repo, bundle, registry_snapshot, config, sel, output, fail_on, report_file,
-                             verbose))
+                             verbose, live=live))
 
 
 def _doctor(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path | None, config: Path | None,
             sel: Selection, output: OutputFormat, fail_on: FailOn, report_file: Path | None,
-            verbose: bool, use_git: bool = True) -> int:
+            verbose: bool, use_git: bool = True, live: LiveOptions | None = None) -> int:
     cfg = _config_for(config, repo_dir or Path.cwd())
     repo = git = cluster = registry = None
     if repo_dir is not None:
@@ -217,11 +238,55 @@ def _doctor(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path 
             registry = parse_registry_snapshot(orjson.loads(registry_snapshot.read_bytes()), str(registry_snapshot))
         except (OSError, orjson.JSONDecodeError) as exc:
             raise InputError(f"{registry_snapshot}: cannot read registry snapshot ({exc})") from None
-    inv = Inventory(repo=repo, cluster=cluster, registry=registry, git=git)
-    with status("Analysing"):
-        report, _ = analyse(inv, cfg, sel)
+    if live is not None:
+        clusters = read_live(live)
+        reports = []
+        for c in clusters:
+            inv = Inventory(repo=repo, cluster=c, registry=registry, git=git)
+            reports.append(analyse(inv, cfg, sel)[0])
+        report = merge_reports(reports) if len(reports) > 1 else reports[0]
+    else:
+        inv = Inventory(repo=repo, cluster=cluster, registry=registry, git=git)
+        with status("Analysing"):
+            report, _ = analyse(inv, cfg, sel)
     errors = [f"{f}:{line}: {msg}" for f, line, msg in (repo.errors if repo else [])]
     return _emit(report, output, fail_on, report_file, verbose, errors)
+
+
+def _namespaces(namespace: list[str] | None, all_namespaces: bool) -> list[str] | None:
+    if namespace and all_namespaces:
+        raise InputError("-n/--namespace and -A/--all-namespaces exclude each other")
+    return list(namespace) if namespace else None
+
+
+@app.command()
+def snapshot(
+    out: Annotated[Path, typer.Option("--output", "-o", help="Bundle to write: NAME.tar.gz, or a new "
+                                      "directory.")],
+    context: ContextOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    namespace: NamespaceOpt = None,
+    all_namespaces: AllNamespacesOpt = False,
+    registry: Annotated[list[str] | None, typer.Option("--registry", help="Also snapshot this registry "
+                                                       "(host[:port], repeatable).")] = None,
+    insecure: Annotated[bool, typer.Option("--insecure-registry", help="Use plain HTTP for --registry (only "
+                                           "for loopback registries).")] = False,
+    qps: QpsOpt = 20.0,
+    max_logs: MaxLogsOpt = 30,
+) -> None:
+    """Write a bundle of a live cluster (Secret values and secret-looking env values redacted)."""
+    from kubeshape.sources.bundle_writer import bundle_members, write_bundle
+
+    live = LiveOptions(kubeconfig, [context] if context else None, _namespaces(namespace, all_namespaces),
+                       qps, max_logs, False)
+    [col] = collect_live(live)
+    reg = snapshot_registries(registry or [], insecure) if registry else None
+    members = bundle_members(col, reg)
+    write_bundle(out, members)
+    n = sum(len(d["items"]) for d in col.lists.values())
+    err_console().print(f"wrote {out}: {n} objects of {len(col.lists)} kinds, {len(col.logs)} log tails"
+                        + (f", {len(reg['registries'])} registries" if reg else "")
+                        + f", {len(col.blind_spots)} blind spots ({col.requests} API requests)")
 
 
 @app.command("rules")
@@ -243,6 +308,15 @@ def show_rule(rule_id: Annotated[str, typer.Argument(help="Rule ID, e.g. KS101."
     if found is None:
         raise InputError(f"unknown rule {rule_id!r} -- see 'kubeshape rules'")
     print_rule(found)
+
+
+@app.command()
+def rbac(namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the ServiceAccount.")]
+         = "kubeshape") -> None:
+    """Print the read-only ServiceAccount, ClusterRole and binding doctor and snapshot need."""
+    from kubeshape.rbac import render
+
+    typer.echo(render(namespace), nl=False)
 
 
 @app.command()

@@ -13,7 +13,15 @@ from urllib.parse import urlsplit
 import yaml
 
 from kubeshape.findings import Finding, ObjectRef, Severity
-from kubeshape.inventory import Container, Inventory, K8sObject, containers, pod_template_labels, selector_matches
+from kubeshape.inventory import (
+    Container,
+    Inventory,
+    K8sObject,
+    containers,
+    pod_spec,
+    pod_template_labels,
+    selector_matches,
+)
 from kubeshape.metrics import PULL_FAILURES
 from kubeshape.rules._common import SYSTEM_NAMESPACES
 from kubeshape.rules.base import Context, rule
@@ -24,6 +32,7 @@ _TELEMETRY_VAR = re.compile(r"^(OTEL_|JAEGER_|ZIPKIN_)")
 _TELEMETRY_HOST = re.compile(r"otel|opentelemetry|jaeger|zipkin|tempo|collector")
 _DNS_LABEL = re.compile(r"^(?=.*[a-z])[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$")
 _USERINFO = re.compile(r"(://)[^/@\s]*@")
+_SECRET_PARAM = re.compile(r"(?i)([?&][^=&#]*(?:token|key|secret|passw|auth)[^=&#]*=)[^&#]*")
 _NOT_HOSTS = {"localhost", "true", "false", "none", "null", "disabled", "enabled"}
 OTLP_GRPC, OTLP_HTTP = 4317, 4318
 COLLECTOR_IMAGE = "otel/opentelemetry-collector:0.114.0"
@@ -174,21 +183,38 @@ class _Services:
 
 def _shown(var: str, value: str) -> str:
     """The value as it may appear in a finding: never for secret-looking names, never URL credentials."""
-    return "(not shown)" if _SECRET_VAR.search(var) else _USERINFO.sub(r"\1***@", value)
+    if _SECRET_VAR.search(var):
+        return "(not shown)"
+    return _SECRET_PARAM.sub(r"\1***", _USERINFO.sub(r"\1***@", value))
 
 
-def _log_mentions(inv: Inventory, needles: set[str]) -> dict[str, int]:
-    """How many collected log lines mention each needle (one pass over the logs)."""
-    counts: dict[str, int] = defaultdict(int)
+_Mentions = dict[tuple[tuple[str, str, str] | None, str], int]
+
+
+def _log_mentions(inv: Inventory, needles: set[str]) -> _Mentions:
+    """Collected log lines mentioning each needle, per workload and (key None) in total: one pass."""
+    counts: _Mentions = defaultdict(int)
     if inv.cluster is None or not needles:
         return counts
     alternation = "|".join(re.escape(n) for n in sorted(needles, key=len, reverse=True))
     pattern = re.compile(rf"(?<![\w.-])(?:{alternation})(?![\w-])", re.I)
-    for lines in inv.cluster.logs.values():
+    for (ns, pod_name, _), lines in inv.cluster.logs.items():
+        pod = inv.live_by_key.get(("Pod", ns, pod_name))
+        owner = inv.top_workload(pod).key if pod else None
         for line in lines:
-            for hit in set(pattern.findall(line)):
-                counts[hit.lower()] += 1
+            for hit in {h.lower() for h in pattern.findall(line)}:
+                counts[(None, hit)] += 1
+                if owner is not None:
+                    counts[(owner, hit)] += 1
     return counts
+
+
+def _mention_line(mentions: _Mentions, obj: K8sObject, needle: str) -> str | None:
+    own, total = mentions.get((obj.key, needle), 0), mentions.get((None, needle), 0)
+    if own:
+        return f"{own} log lines of its pods mention {needle}" + (
+            f" ({total} across all collected logs)" if total > own else "")
+    return f"{total} collected log lines (of other pods) mention {needle}" if total else None
 
 
 def _collector_manifest(ep: _Endpoint) -> str:
@@ -196,8 +222,7 @@ def _collector_manifest(ep: _Endpoint) -> str:
     port = ep.port or OTLP_GRPC
     grpc, http = (OTLP_GRPC, OTLP_HTTP) if port == OTLP_HTTP else (port, OTLP_HTTP)
     name, ns = ep.service, ep.namespace
-    return f"""kubectl apply -f - <<'EOF'
-apiVersion: v1
+    return f"""apiVersion: v1
 kind: ConfigMap
 metadata: {{name: {name}, namespace: {ns}}}
 data:
@@ -249,39 +274,58 @@ spec:
   selector: {{app: {name}}}
   ports:
   - {{name: otlp-grpc, port: {grpc}, targetPort: {grpc}}}
-  - {{name: otlp-http, port: {http}, targetPort: {http}}}
-EOF"""
+  - {{name: otlp-http, port: {http}, targetPort: {http}}}"""
 
 
-def _env_patch(obj: K8sObject, c: Container, var: str, value: str) -> str:
-    where = f"# {obj.file}:{obj.line_of(c.path + '.env')}" if obj.file else f"# {obj.namespace}/{obj.kind}/{obj.name}"
-    return "\n".join([where, "  containers:", f"  - name: {c.name}", "    env:",
-                      f"    - name: {var}", f'      value: "{value}"'])
+def _code(lang: str, text: str) -> str:
+    return f"```{lang}\n{text}\n```"
+
+
+def _where(obj: K8sObject, path: str) -> str:
+    if obj.file:
+        return f"In {obj.file}:{obj.line_of(path)}"
+    return f"In the manifest of {obj.namespace}/{obj.kind}/{obj.name}"
+
+
+def _env_diff(obj: K8sObject, c: Container, i: int, var: str, old: str | None, new: str) -> str:
+    """A diff of the container's env: replace ``var``'s value (``old``) or add ``var``."""
+    lines = ["   containers:", f"   - name: {c.name}", "     env:"]
+    if old is None:
+        lines += [f"+    - name: {var}", f'+      value: "{new}"']
+        path = f"{c.path}.env"
+    else:
+        lines += [f"     - name: {var}", f'-      value: "{old}"', f'+      value: "{new}"']
+        path = f"{c.path}.env[{i}].value"
+    return f"{_where(obj, path)}:\n" + _code("diff", "\n".join(lines))
 
 
 def _set_env(obj: K8sObject, c: Container, assignment: str) -> str:
-    return f"kubectl set env {obj.kind.lower()}/{obj.name} -n {obj.namespace} -c {c.name} {assignment}"
+    return _code("bash", f"kubectl set env {obj.kind.lower()}/{obj.name} -n {obj.namespace} -c {c.name} {assignment}")
 
 
-def _endpoint_fix(obj: K8sObject, c: Container, ep: _Endpoint, services: _Services) -> str:
+def _endpoint_fix(obj: K8sObject, c: Container, i: int, ep: _Endpoint, services: _Services) -> str:
     """Deploy the missing Service (a collector for OTLP), point the variable at an existing one, or stop."""
     if ep.otlp:
-        options = [f"# deploy the collector the app expects (Service {ep.service} in {ep.namespace})\n"
-                   + _collector_manifest(ep)]
+        fname = f"{ep.service}.yaml"
+        options = [f"Deploy the collector the app expects (Service {ep.service} in {ep.namespace}, port "
+                   f"{ep.port or OTLP_GRPC}). Save as {fname}:\n{_code('yaml', _collector_manifest(ep))}\n"
+                   + _code("bash", f"kubectl apply -f {fname}")]
     else:
-        options = [f"# deploy Service {ep.service} in namespace {ep.namespace} (and what it fronts)"]
+        options = [f"Deploy Service {ep.service} in namespace {ep.namespace} (and the workload it fronts)."]
     candidates = [(ns, ep.service) for ns in services.elsewhere(ep)] + [(ep.namespace, n) for n in services.similar(ep)]
     if candidates:
         ns, svc = candidates[0]
         new = ep.value.replace(ep.host, f"{svc}.{ns}.svc.cluster.local", 1)
-        options.append(f"# or, if {ns}/{svc} is the intended Service, point {ep.var} at it\n"
-                       f"{_set_env(obj, c, f'{ep.var}={new}')}\n{_env_patch(obj, c, ep.var, new)}")
+        shown_old, shown_new = _shown(ep.var, ep.value), _shown(ep.var, new)
+        command = _set_env(obj, c, f"{ep.var}={new}") + "\n" if shown_new == new else ""
+        options.append(f"Or, if {ns}/{svc} is the intended Service, point {ep.var} at it:\n{command}"
+                       + _env_diff(obj, c, i, ep.var, shown_old, shown_new))
     if ep.telemetry:
-        options.append(f"# or stop exporting until a collector exists\n{_set_env(obj, c, 'OTEL_SDK_DISABLED=true')}\n"
-                       f"{_env_patch(obj, c, 'OTEL_SDK_DISABLED', 'true')}")
+        options.append("Or stop exporting until a collector exists:\n" + _set_env(obj, c, "OTEL_SDK_DISABLED=true")
+                       + "\n" + _env_diff(obj, c, i, "OTEL_SDK_DISABLED", None, "true"))
     elif not candidates:
-        options.append(f"# or remove the setting\n{_set_env(obj, c, ep.var + '-')}")
-    return "\n\n".join(options)
+        options.append("Or remove the setting:\n" + _set_env(obj, c, ep.var + "-"))
+    return "\n".join(options)
 
 
 @rule("KS701", "endpoint-service-missing", severity=Severity.ERROR)
@@ -335,7 +379,7 @@ def endpoint_service_missing(ctx: Context) -> Iterator[Finding]:
 
 
 def _endpoint_finding(ctx: Context, obj: K8sObject, c: Container, i: int, ep: _Endpoint, severity: Severity,
-                      how: str, services: _Services, mentions: dict[str, int]) -> Finding:
+                      how: str, services: _Services, mentions: _Mentions) -> Finding:
     evidence = [f"container {c.name}: {ep.var} = {_shown(ep.var, ep.value)}", *services.absence(ep)]
     similar = services.similar(ep)
     if similar:
@@ -343,9 +387,9 @@ def _endpoint_finding(ctx: Context, obj: K8sObject, c: Container, i: int, ep: _E
     elsewhere = services.elsewhere(ep)
     if elsewhere:
         evidence.append(f"a Service named {ep.service} exists in namespace {', '.join(elsewhere)}")
-    hits = mentions.get(ep.needle.lower(), 0) if ep.needle else 0
-    if hits:
-        evidence.append(f"{hits} collected log lines mention {ep.needle}")
+    mention = _mention_line(mentions, obj, ep.needle.lower()) if ep.needle else None
+    if mention:
+        evidence.append(mention)
     if ep.telemetry:
         cause = (f"The app is instrumented to export telemetry to {ep.host}, but the collector Service "
                  f"{ep.service} was never deployed in {ep.namespace}: every export fails and is retried.")
@@ -354,9 +398,10 @@ def _endpoint_finding(ctx: Context, obj: K8sObject, c: Container, i: int, ep: _E
     return ctx.finding(
         obj, f"container {c.name}: {ep.var} points at {ep.service}.{ep.namespace}, whose Service {how}",
         path=f"{c.path}.env[{i}].value", severity=severity, evidence=evidence, root_cause=cause,
-        fix=_endpoint_fix(obj, c, ep, services),
+        fix=_endpoint_fix(obj, c, i, ep, services),
         dedupe=f"{obj.kind}/{obj.namespace}/{obj.name}|{c.name}|{ep.var}",
-        data={"variable": ep.var, "service": ep.service, "namespace": ep.namespace, "log_lines": hits})
+        data={"variable": ep.var, "service": ep.service, "namespace": ep.namespace,
+              "log_lines": mentions.get((obj.key, ep.needle.lower()), 0)})
 
 
 # -- KS702 ------------------------------------------------------------------------------------------
@@ -405,14 +450,16 @@ def _scrape_configs(text: str) -> list[dict[str, Any]]:
     return [j for j in jobs if isinstance(j, dict)] if isinstance(jobs, list) else []
 
 
-def _static_targets(inv: Inventory) -> dict[tuple[str, str], str]:
-    """Services named as static targets in Prometheus configs held in ConfigMaps."""
+def _static_targets(inv: Inventory) -> tuple[dict[tuple[str, str], str], list[tuple[K8sObject, str]]]:
+    """Services named as static targets in Prometheus configs held in ConfigMaps, and those configs."""
     namespaces = _known_namespaces(inv)
     out: dict[tuple[str, str], str] = {}
+    configs: list[tuple[K8sObject, str]] = []
     for cm in inv.objects("ConfigMap"):
-        for value in (cm.raw.get("data") or {}).values():
+        for key, value in (cm.raw.get("data") or {}).items():
             if not isinstance(value, str) or "scrape_configs" not in value:
                 continue
+            configs.append((cm, str(key)))
             for job in _scrape_configs(value):
                 for static in job.get("static_configs") or []:
                     for target in (static or {}).get("targets") or []:
@@ -421,7 +468,17 @@ def _static_targets(inv: Inventory) -> dict[tuple[str, str], str]:
                         if svc:
                             out.setdefault((svc[1], svc[0]), f"static target {target} (job {job.get('job_name')}) "
                                                              f"in ConfigMap {cm.namespace}/{cm.name}")
-    return out
+    return out, configs
+
+
+def _mounted_by(inv: Inventory, cm: K8sObject) -> K8sObject | None:
+    """The workload that mounts ConfigMap ``cm`` (the Prometheus server reading it)."""
+    for w in inv.workloads():
+        if w.namespace == cm.namespace and w.kind in WORKLOAD_KINDS:
+            for vol in (pod_spec(w) or {}).get("volumes") or []:
+                if ((vol or {}).get("configMap") or {}).get("name") == cm.name:
+                    return w
+    return None
 
 
 def _wkey(w: K8sObject) -> tuple[str, str, str, str]:
@@ -437,6 +494,7 @@ class _Scraping:
     covered_services: dict[tuple[str, str], str] = field(default_factory=dict)
     covered_workloads: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
     static: list[str] = field(default_factory=list)
+    configs: list[tuple[K8sObject, str]] = field(default_factory=list)
     monitors: int = 0
 
     @classmethod
@@ -452,7 +510,7 @@ class _Scraping:
                 svc_selectors[(svc.namespace, k, str(v))].append(svc)
             if svc.annotations.get(SCRAPE_ANNOTATION) == "true":
                 out.covered_services[(svc.namespace, svc.name)] = f"{SCRAPE_ANNOTATION} on Service {svc.name}"
-        static = _static_targets(inv)
+        static, out.configs = _static_targets(inv)
         out.covered_services.update(static)
         out.static = [f"{ns}/{name}" for ns, name in sorted(static)]
         for sm in inv.objects("ServiceMonitor"):
@@ -516,10 +574,10 @@ def _metrics_service(w: K8sObject) -> tuple[str, dict[str, str], str] | None:
     name, number = port
     labels = {"app.kubernetes.io/name": w.name}
     port_name = name or "metrics"
-    yaml = (f"apiVersion: v1\nkind: Service\nmetadata:\n  name: {w.name}-metrics\n  namespace: {w.namespace}\n"
+    text = (f"apiVersion: v1\nkind: Service\nmetadata:\n  name: {w.name}-metrics\n  namespace: {w.namespace}\n"
             f"  labels:\n{_yaml_map(labels, '    ')}\nspec:\n  selector:\n{_yaml_map(selector, '    ')}\n"
-            f"  ports:\n  - name: {port_name}\n    port: {number}\n    targetPort: {number}\n---")
-    return yaml, labels, f"port: {port_name}"
+            f"  ports:\n  - name: {port_name}\n    port: {number}\n    targetPort: {number}")
+    return text, labels, f"port: {port_name}"
 
 
 def _existing_service(svc: K8sObject) -> tuple[list[str], dict[str, str], str]:
@@ -535,6 +593,21 @@ def _existing_service(svc: K8sObject) -> tuple[list[str], dict[str, str], str]:
     endpoint = (f"port: {first['name']}" if first.get("name")
                 else f"targetPort: {first.get('targetPort', first.get('port'))}")
     return pre, labels, endpoint
+
+
+def _static_job(svc: K8sObject, cm: K8sObject, key: str, reader: K8sObject) -> str:
+    """A static scrape job for ``svc`` in the Prometheus config held by ``cm``, and how to reload it."""
+    ports = sorted((p for p in svc.spec.get("ports") or [] if isinstance(p, dict)),
+                   key=lambda p: "metric" not in str(p.get("name") or ""))
+    port = ports[0].get("port") if ports else None
+    target = f"{svc.name}.{svc.namespace}.svc" + (f":{port}" if port else "")
+    job = (f"  - job_name: {svc.name}\n    metrics_path: /metrics\n    static_configs:\n"
+           f"      - targets: ['{target}']")
+    restart = (f"kubectl rollout restart {reader.kind.lower()}/{reader.name} -n {reader.namespace}"
+               if reader.kind in WORKLOAD_KINDS else "# then reload Prometheus (POST /-/reload)")
+    return (f"Prometheus reads its scrape jobs from ConfigMap {cm.namespace}/{cm.name} ({key}); add a job under "
+            f"scrape_configs:\n{_code('yaml', job)}\n"
+            + _code("bash", f"kubectl edit configmap {cm.name} -n {cm.namespace}\n{restart}"))
 
 
 def _service_monitor(w: K8sObject, svc: K8sObject | None, monitor_labels: dict[str, str]) -> str:
@@ -555,7 +628,9 @@ def _service_monitor(w: K8sObject, svc: K8sObject | None, monitor_labels: dict[s
                 f"  namespace: {w.namespace}{meta}\nspec:\n  selector:\n    matchLabels:\n"
                 f"{_yaml_map(labels, '      ')}\n  endpoints:\n  - {endpoint}\n    path: /metrics\n"
                 "    interval: 30s")
-    return "\n".join([*pre, "kubectl apply -f - <<'EOF'", *docs, "EOF"])
+    fname = f"{w.name}-servicemonitor.yaml"
+    commands = "\n".join([*pre, f"kubectl apply -f {fname}"])
+    return f"Save as {fname}:\n" + _code("yaml", "\n---\n".join(docs)) + "\n" + _code("bash", commands)
 
 
 @rule("KS702", "no-metrics-scraping", severity=Severity.INFO)
@@ -596,6 +671,7 @@ def no_metrics_scraping(ctx: Context) -> Iterator[Finding]:
     scraping = _Scraping.build(inv, workloads)
     labels = _monitor_labels(inv)
     crd_absent = inv.cluster is not None and not inv.listed("ServiceMonitor")
+    reader: K8sObject | None = None
     for w in workloads:
         if scraping.coverage(w):
             continue
@@ -613,8 +689,13 @@ def no_metrics_scraping(ctx: Context) -> Iterator[Finding]:
                             "(monitoring.coreos.com) are probably not installed")
         fix = _service_monitor(w, services[0] if services else None, labels)
         if crd_absent:
-            fix = ("# install the Prometheus Operator CRDs first (e.g. the kube-prometheus-stack chart), or annotate "
-                   f"the pod template with {SCRAPE_ANNOTATION}: \"true\" and prometheus.io/port\n{fix}")
+            fix = ("Install the Prometheus Operator CRDs first (e.g. with the kube-prometheus-stack chart), or "
+                   f"annotate the pod template with {SCRAPE_ANNOTATION}: \"true\" and prometheus.io/port. {fix}")
+        if services and scraping.configs:
+            cm, key = scraping.configs[0]
+            reader = reader if reader is not None else _mounted_by(inv, cm) or cm
+            operator = f"Or, with the Prometheus Operator, {fix[0].lower()}{fix[1:]}"
+            fix = f"{_static_job(services[0], cm, key, reader)}\n{operator}"
         yield ctx.finding(
             w, f"{w.kind} {w.name}: no Prometheus scrape configuration covers it", evidence=evidence, fix=fix,
             root_cause="Observability was planned but not implemented: the app is deployed without a "
@@ -783,10 +864,11 @@ def no_alert_rules(ctx: Context) -> Iterator[Finding]:
     evidence += _current_state(inv)
     ns, labels = _rule_destination(inv)
     meta_labels = f"\n  labels:\n{_yaml_map(labels, '    ')}" if labels else ""
-    fix = "\n".join(["kubectl apply -f - <<'EOF'", "apiVersion: monitoring.coreos.com/v1", "kind: PrometheusRule",
-                     "metadata:", "  name: deployment-health", f"  namespace: {ns}{meta_labels}", "spec:",
-                     "  groups:", "  - name: deployment-health", "    rules:", *(a.yaml for a in missing), "EOF",
-                     "# the expressions need kube-state-metrics"])
+    rule_yaml = "\n".join(["apiVersion: monitoring.coreos.com/v1", "kind: PrometheusRule", "metadata:",
+                           "  name: deployment-health", f"  namespace: {ns}{meta_labels}", "spec:", "  groups:",
+                           "  - name: deployment-health", "    rules:", *(a.yaml for a in missing)])
+    fix = ("Save as deployment-health.yaml (the expressions need kube-state-metrics):\n"
+           + _code("yaml", rule_yaml) + "\n" + _code("bash", "kubectl apply -f deployment-health.yaml"))
     obj = ObjectRef("Cluster", "", inv.cluster.name) if inv.cluster is not None else None
     yield ctx.finding(
         obj, f"no alert on {', '.join(a.what for a in missing)}", evidence=evidence, fix=fix,

@@ -40,22 +40,28 @@ _MISSING_REF = re.compile(r'(secret|configmap) "([^"]+)" not found', re.I)
 _LOG_PREFIX = re.compile(
     r"^\s*(?:\[?(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:\s?(?:Z|[+-]\d{2}:?\d{2}))?)\]?)?"
     r"(?:\s*\[\d+\])*[\s,|-]*"
-    r"(?:\[?(?:level=)?(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRITICAL|FATAL|PANIC)\]?(?![\w.])"
+    r"(?:\[?(?:level=)?(?P<level>TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRITICAL|FATAL|PANIC)\]?(?![\w.])"
     r"[\s:|-]*)?",
     re.I,
 )
 # Variable parts of a message, masked so that repeats share one template. Order matters.
 _LOG_MASK = re.compile(
-    r"(?P<uuid>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b)"
-    r"|(?P<ip>\b\d{1,3}(?:\.\d{1,3}){3}\b)"
-    r"|(?P<time>\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)"
-    r"|(?P<hex>\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{6,}\b)"
-    r"|(?P<duration>\b(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+\b)"
-    r"|(?P<num>\b\d+(?:\.\d+)?\b)"
+    r"\b(?=[0-9a-fA-F])(?:"  # every variable part starts a word with a hex digit: skip other positions fast
+    r"(?P<uuid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b)"
+    r"|(?P<ip>\d{1,3}(?:\.\d{1,3}){3}\b)"
+    r"|(?P<time>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)"
+    r"|(?P<hex>0x[0-9a-fA-F]+\b|(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{6,}\b)"
+    r"|(?P<duration>(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+\b)"
+    r"|(?P<num>\d+(?:\.\d+)?\b))"
 )
 _LOG_LEVEL = re.compile(
     r"(?i:level=)(?P<named>\w+)|\b(?P<upper>TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|FATAL)\b")
+# Fields of a JSON log line (zap, logrus, structlog, pino with string times).
+_JSON_FIELD = re.compile(
+    r'"(?P<key>msg|message|level|severity|lvl|ts|time|timestamp|@timestamp)"\s*:\s*"(?P<val>(?:[^"\\]|\\.)*)"')
 QUIET_LEVELS = {"TRACE", "DEBUG", "INFO", "NOTICE"}
+_ACCESS_LOG = re.compile(r'\b(?:GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) (?:/|https?://)\S*')
+_SECRET_HINTS = ("pass", "token", "secret", "key", "auth")
 _SECRET_IN_LOG = re.compile(r"(?i)\b(password|passwd|token|secret|api[_-]?key|authorization)(\s*[=:]\s*)\S+")
 _SVC_HOST = re.compile(
     r"\b(?P<svc>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.(?P<ns>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)"
@@ -136,13 +142,14 @@ def _count(events: Iterable[dict[str, Any]]) -> int:
     return sum(event_count(e) for e in events)
 
 
-def _listed(lines: list[str], more: int) -> list[str]:
-    return lines + ([f"… and {more} more"] if more > 0 else [])
+def _code(lang: str, text: str) -> str:
+    return f"```{lang}\n{text}\n```"
 
 
 def _describe_cmds(pod: K8sObject, container: str) -> str:
-    return (f"kubectl logs {pod.name} -n {pod.namespace} -c {container} --previous\n"
-            f"kubectl describe pod {pod.name} -n {pod.namespace}")
+    return "Read why the previous container stopped:\n" + _code("bash", (
+        f"kubectl logs {pod.name} -n {pod.namespace} -c {container} --previous\n"
+        f"kubectl describe pod {pod.name} -n {pod.namespace}"))
 
 
 def _what(obj: K8sObject | ObjectRef) -> str:
@@ -158,6 +165,7 @@ class _Restarts:
     total: int = 0
     days: float = 0.0
     lines: list[str] = field(default_factory=list)
+    restarting: int = 0  # pods with restarts
     worst: tuple[K8sObject, str] | None = None  # (pod, container) with the most restarts
     worst_count: int = -1
     oom: str | None = None  # container that was OOM-killed
@@ -181,13 +189,16 @@ def _collect_restarts(inv: Inventory, pods: list[K8sObject]) -> _Restarts:
             r.days = max(r.days, age.total_seconds() / 86400)
         if n == 0:
             continue
-        r.lines.append(_pod_rate_line(pod.name, n, age))
+        r.restarting += 1
+        listed = r.restarting <= MAX_LISTED
+        if listed:
+            r.lines.append(_pod_rate_line(pod.name, n, age))
         for cs in statuses:
             count = int(cs.get("restartCount") or 0)
             if count == 0:
                 continue
             t = _terminated(cs)
-            if _last_exit(cs):
+            if listed and _last_exit(cs):
                 r.lines.append(f"{pod.name}/{cs.get('name')}: {count} restarts, {_last_exit(cs)}")
             if t.get("reason") == "OOMKilled":
                 r.oom = str(cs.get("name"))
@@ -222,23 +233,24 @@ def _restart_cause(top: K8sObject, r: _Restarts, kills: int, limited: int,
     if limited:
         return (f"The liveness probe is answered with HTTP 429 ({limited} rate-limited probe failures): the app is "
                 f"up, but the kubelet counts the 429s as failures and kills it ({kills} probe kills); see KS502.",
-                "Move the liveness probe to a cheap endpoint outside the rate limiter (patch in KS502).")
+                "Then move the liveness probe to a cheap endpoint outside the rate limiter (the patch is in KS502).")
     if kills:
         return (f"The kubelet restarts the container because its liveness probe fails ({kills} probe kills "
-                "in the events).", "Check what the liveness probe calls; it must not depend on slow upstreams.")
+                "in the events).", "Then check what the liveness probe calls: it must not depend on slow upstreams.")
     if r.oom:
         limit = _memory_limit(top, r.oom)
         more = _doubled(limit) if limit else None
-        fix = (f"kubectl set resources {top.kind.lower()}/{top.name} -n {top.namespace} -c {r.oom} "
-               f"--limits=memory={more}" if more else f"Raise the memory limit of container {r.oom}.")
+        fix = (f"Then double the memory limit of container {r.oom}:\n" + _code("bash", (
+            f"kubectl set resources {top.kind.lower()}/{top.name} -n {top.namespace} -c {r.oom} "
+            f"--limits=memory={more}")) if more else f"Then raise the memory limit of container {r.oom}.")
         return (f"Container {r.oom} exceeds its memory limit ({limit or 'none set'}) and is OOM-killed.", fix)
     if r.crash_code is not None or crashloop:
         code = r.crash_code
         meaning = f" with exit code {code} ({_exit_meaning(code)})" if code is not None else ""
         return (f"The application exits on its own{meaning} and the kubelet restarts it; see KS503.",
-                "Read the previous container's logs above for the error it exits with.")
+                "The previous container's logs show the error it exits with.")
     return ("The containers restart repeatedly; the collected events and last states do not say why.",
-            "Read the previous container's logs and the pod's events.")
+            "The previous container's logs and the pod's events may say more.")
 
 
 @rule("KS501", "restart-storm", severity=Severity.WARNING, requires=("cluster",))
@@ -278,7 +290,8 @@ def restart_storm(ctx: Context) -> Iterator[Finding]:
         limited = _count(e for e in _pod_events(ctx.inv, pods, "Unhealthy", "statuscode: 429")
                          if "liveness" in str(e.get("message") or "").lower())
         crashloop = _count(_pod_events(ctx.inv, pods, "BackOff", "back-off restarting failed container"))
-        evidence = _listed(r.lines[: 2 * MAX_LISTED], len(r.lines) - 2 * MAX_LISTED)
+        evidence = r.lines + ([f"… and {r.restarting - MAX_LISTED} more restarting pods"]
+                              if r.restarting > MAX_LISTED else [])
         evidence.append(f"workload: {r.total} restarts over {len(pods)} pod(s), {r.rate:.1f}/day "
                         f"(threshold {th.restarts_per_day:g}/day)")
         if kills:
@@ -473,16 +486,19 @@ def _probe_cause(probes: list[str], paths: list[str], restarts: int) -> str:
 
 def _probe_fix(top: K8sObject, c: Container) -> str:
     patch, live_path, ready_path = _probe_patch(top, c)
-    fname = f"{top.name}-{c.name}-probes.yaml"
+    fname = f"{top.name}-probes.yaml" if c.name == top.name else f"{top.name}-{c.name}-probes.yaml"
+    port = _probe_port(c.spec)
+    head = (f"Give liveness a cheap endpoint ({live_path}) and readiness its own ({ready_path}), on port {port} "
+            f"as today. Save as {fname}:\n{_code('yaml', patch)}\n")
     if top.kind == "Pod":
-        apply = (f"# probes of a bare pod cannot change in place: put this in its manifest and recreate it\n"
-                 f"kubectl delete pod {top.name} -n {top.namespace}")
+        apply = ("Probes of a bare pod cannot change in place: put them in its manifest and recreate it:\n"
+                 + _code("bash", f"kubectl delete pod {top.name} -n {top.namespace}"))
     else:
-        apply = f"kubectl patch {top.kind.lower()}/{top.name} -n {top.namespace} --patch-file {fname}"
-    return (f"# {fname}\n{patch}\n{apply}\n"
-            f"# In the app: serve {live_path} from memory (no upstream calls, no auth) and exempt it from the rate "
-            f"limiter; serve {ready_path} from an upstream status cached in the background (e.g. 60 s), never "
-            "calling upstreams per probe.")
+        apply = "Apply it:\n" + _code(
+            "bash", f"kubectl patch {top.kind.lower()}/{top.name} -n {top.namespace} --patch-file {fname}")
+    return (f"{head}{apply}\nIn the app: serve {live_path} from memory (no upstream calls, no auth) and exempt it "
+            f"from the rate limiter; serve {ready_path} from an upstream status cached in the background (e.g. "
+            "for 60 s), never calling upstreams per probe.")
 
 
 # -- KS503 ------------------------------------------------------------------------------------------
@@ -520,12 +536,13 @@ def _crash_fix(reason: str, top: K8sObject, statuses: list[tuple[K8sObject, dict
         m = _MISSING_REF.search(msg)
         if m:
             kind = m.group(1).lower()
-            fix += (f"\nkubectl get {kind} {m.group(2)} -n {top.namespace}\n# create the {kind} {m.group(2)} in "
-                    f"{top.namespace}, or fix the name referenced by {top.kind.lower()}/{top.name}")
+            fix += (f"\nCreate the {kind} {m.group(2)} in {top.namespace}, or fix the name that "
+                    f"{top.kind.lower()}/{top.name} references:\n"
+                    + _code("bash", f"kubectl get {kind} {m.group(2)} -n {top.namespace}"))
         return fix
     code = _terminated(cs).get("exitCode")
     if code is not None:
-        fix += f"\n# exit code {code}: {_exit_meaning(code, _terminated(cs).get('reason') or '')}"
+        fix += f"\nExit code {code}: {_exit_meaning(code, _terminated(cs).get('reason') or '')}."
     return fix
 
 
@@ -580,7 +597,8 @@ def _crash_finding(ctx: Context, top: K8sObject, reason: str,
             evidence.append(f"{pod.name}/{cs.get('name')}: {_last_exit(cs)}")
         if _terminated(cs).get("message"):
             evidence.append(f"termination message: {str(_terminated(cs)['message'])[:SAMPLE_CHARS]}")
-    evidence = _listed(evidence, len(statuses) - MAX_LISTED)
+    if len(statuses) > MAX_LISTED:
+        evidence.append(f"… and {len(statuses) - MAX_LISTED} more containers")
     pods = list({p.key: p for p, _ in statuses}.values())
     backoffs = _count(_pod_events(ctx.inv, pods, "BackOff", "back-off restarting failed container"))
     if backoffs:
@@ -632,17 +650,37 @@ def _log_time(text: str | None) -> datetime | None:
     return parse_time(_FRACTION.sub(r"\1", text.replace(",", ".")))  # fromisoformat: ≤ 6 fractional digits
 
 
+def _redact_secrets(text: str) -> str:
+    """``password=hunter2`` → ``password=***`` (the cheap substring test skips the regex on most lines)."""
+    low = text.lower()
+    if any(k in low for k in _SECRET_HINTS):
+        return _SECRET_IN_LOG.sub(r"\1\2***", text)
+    return text
+
+
 def _level(line: str) -> str:
     m = _LOG_LEVEL.search(line, 0, 120)
     return (m.group("named") or m.group("upper")).upper() if m else ""
 
 
-def template_of(line: str) -> tuple[str, datetime | None]:
-    """The line's message with its variable parts masked, and its leading timestamp if any."""
+def _mask(message: str) -> str:
+    return _LOG_MASK.sub(lambda m: f"<{m.lastgroup}>", _redact_secrets(message)).strip()
+
+
+def parse_log_line(line: str) -> tuple[str, datetime | None, str]:
+    """The line's message template (variable parts and secret-looking values masked), its leading or JSON
+    timestamp, and its level when the prefix or JSON field names it."""
+    if line.startswith("{"):
+        fields = {m.group("key"): m.group("val") for m in _JSON_FIELD.finditer(line)}
+        message = fields.get("msg", fields.get("message"))
+        if message is not None:
+            ts = fields.get("ts") or fields.get("time") or fields.get("timestamp") or fields.get("@timestamp")
+            level = fields.get("level") or fields.get("severity") or fields.get("lvl") or ""
+            return _mask(message.replace('\\"', '"')), _log_time(ts), level.upper()
     m = _LOG_PREFIX.match(line)
-    ts = _log_time(m.group("ts")) if m else None
-    message = line[m.end():] if m else line
-    return _LOG_MASK.sub(lambda mm: f"<{mm.lastgroup}>", message).strip(), ts
+    if m is None:
+        return _mask(line), None, ""
+    return _mask(line[m.end():]), _log_time(m.group("ts")), (m.group("level") or "").upper()
 
 
 def _scan_logs(inv: Inventory) -> list[_Stream]:
@@ -660,10 +698,10 @@ def _scan_logs(inv: Inventory) -> list[_Stream]:
             if not line.strip():
                 continue
             stream.lines += 1
-            text, ts = template_of(line)
+            text, ts, level = parse_log_line(line.replace(pod_name, "<pod>") if pod_name in line else line)
             t = stream.templates.get(text)
             if t is None:
-                t = stream.templates[text] = _Template(sample=line, level=_level(line))
+                t = stream.templates[text] = _Template(sample=line, level=level or _level(line))
             t.count += 1
             t.streams[where] += 1
             if ts is not None:
@@ -684,23 +722,26 @@ def _missing_hosts(inv: Inventory, text: str) -> list[tuple[str, str, str]]:
 
 
 def _redact(line: str) -> str:
-    return _SECRET_IN_LOG.sub(r"\1\2***", line)[:SAMPLE_CHARS]
+    return _redact_secrets(line)[:SAMPLE_CHARS]
 
 
-def _flood_fix(obj: K8sObject | ObjectRef, stream: _Stream, telemetry: bool, missing: bool, quiet: bool) -> str:
+def _noisy(template: str, t: _Template) -> bool:
+    """Repeats that are a problem: not TRACE..INFO lines and not HTTP access-log lines."""
+    return t.level not in QUIET_LEVELS and not _ACCESS_LOG.search(template)
+
+
+def _flood_fix(obj: K8sObject | ObjectRef, stream: _Stream, telemetry: bool, missing: bool) -> str:
     pod, container = stream.pods[0]
-    tail = f"kubectl logs {pod} -n {obj.namespace}" + (f" -c {container}" if container else "") + " --tail=200"
-    if quiet and not missing:
-        return f"Log this line at DEBUG level, or once per change of state instead of once per iteration.\n{tail}"
+    tail = "Check the current output:\n" + _code("bash", f"kubectl logs {pod} -n {obj.namespace}"
+                                                 + (f" -c {container}" if container else "") + " --tail=200")
     lines = ["Fix the condition the message reports" + (" (the missing Service: see KS701)" if missing else "")
-             + "; meanwhile stop the flood:"]
-    workload = obj.kind in ("Deployment", "StatefulSet", "DaemonSet")
-    if telemetry and workload:
-        lines.append(f"kubectl set env {obj.kind.lower()}/{obj.name} -n {obj.namespace} OTEL_SDK_DISABLED=true")
-        lines.append("# or export nothing until a collector exists: OTEL_TRACES_EXPORTER=none "
-                     "OTEL_METRICS_EXPORTER=none OTEL_LOGS_EXPORTER=none")
-    lines.append("# log a failing retry once per state change (or rate-limit that logger) and back off "
-                 "exponentially instead of retrying at full speed")
+             + "; meanwhile stop the flood."]
+    if telemetry and obj.kind in ("Deployment", "StatefulSet", "DaemonSet"):
+        lines.append("Disable the OpenTelemetry SDK until a collector exists:\n" + _code(
+            "bash", f"kubectl set env {obj.kind.lower()}/{obj.name} -n {obj.namespace} OTEL_SDK_DISABLED=true"))
+        lines.append("(or set OTEL_TRACES_EXPORTER=none, OTEL_METRICS_EXPORTER=none, OTEL_LOGS_EXPORTER=none).")
+    lines.append("In the code, log a failing retry once per change of state (or rate-limit that logger) and back "
+                 "off exponentially instead of retrying at full speed.")
     lines.append(tail)
     return "\n".join(lines)
 
@@ -710,11 +751,12 @@ def log_flood(ctx: Context) -> Iterator[Finding]:
     """The same log message repeated over and over.
 
     ## What it does
-    Reduces each collected log line to a template (leading timestamp and level removed; numbers, hex
-    ids, UUIDs, IPs and durations masked), groups the lines of a workload by template and reports
-    templates repeated at least `thresholds.log_flood_repeats` times, with their share of the lines,
-    first and last time seen and a sample. When the message names an in-cluster host whose Service does
-    not exist, it says so.
+    Reduces each collected log line to a template (leading timestamp and level removed, JSON `msg`
+    extracted; numbers, hex ids, UUIDs, IPs and durations masked), groups the lines of a workload by
+    template and reports templates repeated at least `thresholds.log_flood_repeats` times, with their
+    share of the lines, first and last time seen and a sample. Lines at TRACE, DEBUG or INFO level and
+    HTTP access-log lines are expected to repeat and are not counted. When the message names an
+    in-cluster host whose Service does not exist, it says so.
 
     ## Why is this bad?
     A flood hides the real errors, costs CPU and log storage, and usually means something retries
@@ -734,7 +776,7 @@ def log_flood(ctx: Context) -> Iterator[Finding]:
     """
     limit = ctx.cfg.thresholds.log_flood_repeats
     for stream in _scan_logs(ctx.inv):
-        top = sorted((t for t in stream.templates.items() if t[1].count >= limit),
+        top = sorted((kv for kv in stream.templates.items() if kv[1].count >= limit and _noisy(*kv)),
                      key=lambda kv: (-kv[1].count, kv[0]))[:TOP_TEMPLATES]
         if not top:
             continue
@@ -742,7 +784,7 @@ def log_flood(ctx: Context) -> Iterator[Finding]:
         evidence: list[str] = []
         missing: list[tuple[str, str, str]] = []
         for text, t in top:
-            evidence.append(f"×{t.count} ({t.count / stream.lines:.0%} of {stream.lines} lines): {_redact(text)}")
+            evidence.append(f"×{t.count} ({t.count / stream.lines:.0%} of {stream.lines} lines): {text}")
             if t.first and t.last:
                 evidence.append(f"first seen {format_time(t.first)}, last seen {format_time(t.last)}{t.every}")
             evidence.append("in " + ", ".join(f"{w} ({n})" for w, n in t.streams.most_common(3)))
@@ -752,21 +794,15 @@ def log_flood(ctx: Context) -> Iterator[Finding]:
             evidence.append(f"{host}: Service {svc} does not exist in namespace {ns}")
         count = top[0][1].count
         telemetry = any(_TELEMETRY.search(text) for text, _ in top)
-        quiet = all(t.level in QUIET_LEVELS for _, t in top)
         if missing:
-            host = missing[0][0]
-            cause = (f"The exporter retries against a collector that does not exist ({host}; see KS701) and "
-                     "logs every failed attempt.")
-        elif quiet:
-            cause = (f"A loop logs the same {top[0][1].level} line on every iteration{top[0][1].every}, "
-                     "burying the lines that matter.")
+            cause = (f"The exporter retries against a collector that does not exist ({missing[0][0]}; see KS701) "
+                     "and logs every failed attempt.")
         else:
-            cause = ("A condition keeps failing and the code logs it on every retry, without back-off or "
-                     "rate limiting.")
+            cause = (f"A recurring condition is logged on every occurrence{top[0][1].every} instead of once per "
+                     "change: it is retried or reported without back-off, de-duplication or rate limiting.")
         yield ctx.finding(
             obj, f"{_what(obj)}: one log message repeated {count} times in the last {stream.lines} lines "
                  f"({count / stream.lines:.0%})",
-            severity=Severity.INFO if quiet and not missing else Severity.WARNING,
-            evidence=evidence, root_cause=cause, fix=_flood_fix(obj, stream, telemetry, bool(missing), quiet),
+            evidence=evidence, root_cause=cause, fix=_flood_fix(obj, stream, telemetry, bool(missing)),
             source="cluster", data={"templates": [{"template": text, "count": t.count} for text, t in top],
                                     "lines": stream.lines})

@@ -16,6 +16,7 @@ import orjson
 
 from kubeshape.errors import InputError
 from kubeshape.inventory import ClusterSource, K8sObject, RegistryRepo, RegistrySnapshot, TagInfo
+from kubeshape.redact import redact_object
 from kubeshape.timeutil import parse_time
 
 MANIFEST = "kubeshape-bundle.json"
@@ -59,6 +60,34 @@ def strip_secret(raw: dict[str, Any]) -> dict[str, Any]:
     keys = sorted({*(raw.get("data") or {}), *(raw.get("stringData") or {})})
     return {"apiVersion": raw.get("apiVersion", "v1"), "kind": "Secret", "metadata": meta,
             "type": raw.get("type"), "dataKeys": keys}
+
+
+def list_kind(doc: dict[str, Any], stem: str = "") -> str:
+    """The item kind of a List: from its ``kind`` (``DeploymentList``) or its file name."""
+    kind = str(doc.get("kind") or "")
+    if kind.endswith("List") and kind != "List":
+        return kind.removesuffix("List")
+    return RESOURCE_KINDS.get(stem, "")
+
+
+def add_list(cluster: ClusterSource, kind: str, items: list[Any]) -> None:
+    """Add the items of one listed kind: Secrets lose their values, secret-looking env values are redacted."""
+    cluster.listed_kinds.add(kind)
+    if kind == "Event":
+        cluster.events.extend(i for i in items if isinstance(i, dict))
+        return
+    bucket = cluster.objects.setdefault(kind, [])
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        if kind == "Secret":
+            item = strip_secret(item)
+        else:
+            redact_object(item)
+        meta = item.get("metadata")
+        if isinstance(meta, dict) and "managedFields" in meta:
+            meta["managedFields"] = compact_managed_fields(meta["managedFields"])
+        bucket.append(K8sObject.from_raw(item, "cluster", kind=kind))
 
 
 def compact_managed_fields(entries: Any) -> list[dict[str, Any]]:
@@ -196,6 +225,7 @@ class _BundleLoader:
         self.cluster.name = str(cluster.get("name") or self.cluster.name)
         self.cluster.server_version = str(cluster.get("serverVersion") or "")
         self.cluster.collected_at = parse_time(m.get("collectedAt"))
+        self.cluster.notes = [str(n) for n in m.get("notes") or []]
         for spot in m.get("blindSpots") or []:
             self.cluster.blind_spots.append((str(spot.get("kind")), str(spot.get("reason"))))
 
@@ -219,28 +249,11 @@ class _BundleLoader:
             if self.manifest is None:
                 return  # cluster-info dump may hold other JSON
             raise InputError(f"{self.path}: {name}: expected a Kubernetes List with 'items'")
-        list_kind = str(doc.get("kind") or "")
-        stem = PurePosixPath(name).name.removesuffix(".json")
-        kind = list_kind.removesuffix("List") if list_kind.endswith("List") and list_kind != "List" else \
-            RESOURCE_KINDS.get(stem, "")
+        kind = list_kind(doc, PurePosixPath(name).name.removesuffix(".json"))
         if not kind:
             raise InputError(f"{self.path}: {name}: cannot tell the kind of this list -- name it like "
                              "'deployments.apps.json' or set its 'kind' to e.g. 'DeploymentList'")
-        self.cluster.listed_kinds.add(kind)
-        items = doc["items"]
-        if kind == "Event":
-            self.cluster.events.extend(i for i in items if isinstance(i, dict))
-            return
-        bucket = self.cluster.objects.setdefault(kind, [])
-        for item in items:
-            if not isinstance(item, dict):
-                continue
-            if kind == "Secret":
-                item = strip_secret(item)
-            meta = item.get("metadata")
-            if isinstance(meta, dict) and "managedFields" in meta:
-                meta["managedFields"] = compact_managed_fields(meta["managedFields"])
-            bucket.append(K8sObject.from_raw(item, "cluster", kind=kind))
+        add_list(self.cluster, kind, doc["items"])
 
     def _latest_timestamp(self) -> Any:
         latest = None

@@ -1,0 +1,78 @@
+"""Reading live clusters for ``doctor`` and ``snapshot``: contexts, progress, merged reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubeshape.engine import sort_findings
+from kubeshape.inventory import ClusterSource
+from kubeshape.report.model import Report
+from kubeshape.sources.live import KINDS, Collection, collect, connect, contexts, kubeconfig_path, to_cluster
+from kubeshape.ui import KindProgress
+
+
+@dataclass(slots=True)
+class LiveOptions:
+    kubeconfig: Path | None
+    contexts: list[str] | None
+    namespaces: list[str] | None
+    qps: float
+    max_logs: int
+    all_contexts: bool
+
+
+def _context_names(opts: LiveOptions) -> list[str | None]:
+    if opts.all_contexts:
+        names, _ = contexts(kubeconfig_path(opts.kubeconfig))
+        return list(names)
+    return list(opts.contexts) if opts.contexts else [None]
+
+
+def collect_live(opts: LiveOptions) -> list[Collection]:
+    """One collection per context, each with a progress bar on terminals."""
+    out = []
+    for name in _context_names(opts):
+        api, _ = connect(opts.kubeconfig, name, qps=opts.qps)
+        with api.http:
+            jobs = len(KINDS) if not opts.namespaces else sum(
+                len(opts.namespaces) if k.namespaced else 1 for k in KINDS)
+            with KindProgress(f"Reading {api.context}", jobs) as bar:
+                out.append(collect(api, opts.namespaces, max_logs=opts.max_logs, progress=bar.update))
+    return out
+
+
+def read_live(opts: LiveOptions) -> list[ClusterSource]:
+    return [to_cluster(c) for c in collect_live(opts)]
+
+
+def merge_reports(reports: list[Report]) -> Report:
+    """One report for several clusters: findings carry their cluster, metrics are keyed per cluster."""
+    first = reports[0]
+    merged = Report(findings=[], sources={}, generated_at=first.generated_at, command=first.command,
+                    tool_version=first.tool_version)
+    for r in reports:
+        cluster = r.sources.get("cluster", "?").split(" ", 1)[0]
+        for f in r.findings:
+            f.data = {**f.data, "cluster": cluster}
+            if f.object is not None and f.source.startswith("cluster"):
+                f.message = f"[{cluster}] {f.message}"
+            merged.findings.append(f)
+        for key, value in r.sources.items():
+            merged.sources[key if key != "cluster" else f"cluster {cluster}"] = value
+        for m in r.metrics:
+            m.key, m.title = f"{cluster}/{m.key}", f"{m.title} [{cluster}]"
+            merged.metrics.append(m)
+        merged.blind_spots += [f"{cluster}: {b}" for b in r.blind_spots]
+        merged.notes += [f"{cluster}: {n}" for n in r.notes]
+        merged.suppressed += r.suppressed
+    merged.findings = sort_findings(merged.findings)
+    return merged
+
+
+def snapshot_registries(hosts: list[str], insecure: bool) -> dict[str, Any]:
+    """registry.json content for ``hosts`` (see docs/bundle-format.md)."""
+    from kubeshape.registry.snapshot import snapshot
+
+    return snapshot(hosts, insecure=insecure)

@@ -1,0 +1,370 @@
+"""Read a live cluster: one paginated LIST per kind, kinds in parallel, client-side QPS, 429 Retry-After.
+
+The raw List JSON is kept exactly as the API returns it (after redaction), so ``kubeshape snapshot`` writes
+the same bytes a bundle holds and ``doctor --bundle`` on it sees what ``doctor`` saw live.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx  # lightkube's HTTP stack: its auth flows (token, exec, certs) plug in here
+import orjson
+
+from kubeshape.errors import InputError, SourceUnreachable
+from kubeshape.inventory import ClusterSource
+from kubeshape.redact import redact_object
+from kubeshape.sources.bundle import add_list, strip_secret
+
+PAGE_SIZE = 500
+MAX_RETRIES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class KindSpec:
+    """Where a kind lives in the API."""
+
+    kind: str
+    plural: str
+    group: str = ""
+    version: str = "v1"
+    namespaced: bool = True
+    optional: bool = False  # a CRD that may not be installed
+
+    @property
+    def file_stem(self) -> str:
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def path(self, namespace: str | None) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            return f"{base}/namespaces/{namespace}/{self.plural}"
+        return f"{base}/{self.plural}"
+
+
+# What the rules read. Secrets and ConfigMaps are deliberately absent: no rule needs their contents.
+KINDS: tuple[KindSpec, ...] = (
+    KindSpec("Node", "nodes", namespaced=False),
+    KindSpec("Namespace", "namespaces", namespaced=False),
+    KindSpec("Pod", "pods"),
+    KindSpec("Service", "services"),
+    KindSpec("Event", "events"),
+    KindSpec("Deployment", "deployments", "apps"),
+    KindSpec("ReplicaSet", "replicasets", "apps"),
+    KindSpec("StatefulSet", "statefulsets", "apps"),
+    KindSpec("DaemonSet", "daemonsets", "apps"),
+    KindSpec("Job", "jobs", "batch"),
+    KindSpec("CronJob", "cronjobs", "batch"),
+    KindSpec("HorizontalPodAutoscaler", "horizontalpodautoscalers", "autoscaling", "v2"),
+    KindSpec("PodDisruptionBudget", "poddisruptionbudgets", "policy"),
+    KindSpec("ServiceMonitor", "servicemonitors", "monitoring.coreos.com", optional=True),
+    KindSpec("PodMonitor", "podmonitors", "monitoring.coreos.com", optional=True),
+    KindSpec("PrometheusRule", "prometheusrules", "monitoring.coreos.com", optional=True),
+)
+
+
+class RateLimiter:
+    """Token bucket shared by all threads: at most ``qps`` requests per second, bursts of ``burst``."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        self.qps, self.burst = qps, max(1, burst)
+        self.tokens = float(self.burst)
+        self.stamp = time.monotonic()
+        self.lock = threading.Lock()
+
+    def acquire(self) -> None:
+        if self.qps <= 0:
+            return
+        while True:
+            with self.lock:
+                now = time.monotonic()
+                self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.qps)
+                self.stamp = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                wait = (1 - self.tokens) / self.qps
+            time.sleep(wait)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class ApiClient:
+    """A thin, counted, rate-limited JSON client over an httpx.Client configured from a kubeconfig."""
+
+    http: httpx.Client
+    server: str
+    context: str
+    limiter: RateLimiter
+    requests: int = 0
+    retries_429: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, path: str, params: dict[str, Any] | None = None, *, raw: bool = False) -> Any:
+        """GET ``path``; retry 429 (honouring Retry-After) and 5xx with back-off; raise ApiError otherwise."""
+        delay = 0.5
+        for attempt in range(MAX_RETRIES + 1):
+            self.limiter.acquire()
+            with self._lock:
+                self.requests += 1
+            try:
+                resp = self.http.get(path, params=params)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                raise SourceUnreachable(f"cannot reach the API server of context '{self.context}' at "
+                                        f"{self.server}: {_reason(exc)}") from None
+            except httpx.TransportError as exc:
+                if attempt == MAX_RETRIES:
+                    raise SourceUnreachable(f"the API server of context '{self.context}' at {self.server} "
+                                            f"stopped answering: {_reason(exc)}") from None
+                time.sleep(delay)
+                delay *= 2
+                continue
+            if resp.status_code == 429 or resp.status_code >= 500:
+                if attempt == MAX_RETRIES:
+                    raise ApiError(resp.status_code, _status_message(resp))
+                if resp.status_code == 429:
+                    with self._lock:
+                        self.retries_429 += 1
+                time.sleep(_retry_after(resp, delay))
+                delay = min(delay * 2, 30)
+                continue
+            if resp.status_code == 401:
+                raise SourceUnreachable(f"the API server of context '{self.context}' rejected the credentials "
+                                        "(401 Unauthorized) -- refresh them (e.g. re-login) and try again")
+            if resp.status_code >= 400:
+                raise ApiError(resp.status_code, _status_message(resp))
+            return resp.content if raw else orjson.loads(resp.content)
+        raise AssertionError("unreachable")
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _retry_after(resp: httpx.Response, default: float) -> float:
+    value = resp.headers.get("Retry-After", "")
+    try:
+        return min(max(float(value), 0.0), 60.0)
+    except ValueError:
+        return default
+
+
+def _status_message(resp: httpx.Response) -> str:
+    try:
+        body = orjson.loads(resp.content)
+        return str(body.get("message") or resp.reason_phrase)
+    except (orjson.JSONDecodeError, AttributeError):
+        return f"{resp.status_code} {resp.reason_phrase}"
+
+
+def kubeconfig_path(explicit: Path | None) -> Path:
+    """The kubeconfig to read: --kubeconfig, else the first existing file of $KUBECONFIG, else ~/.kube/config."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise InputError(f"{explicit}: kubeconfig not found")
+        return explicit
+    for part in os.environ.get("KUBECONFIG", "").split(os.pathsep):
+        if part and Path(part).is_file():
+            return Path(part)
+    default = Path.home() / ".kube" / "config"
+    if default.is_file():
+        return default
+    raise InputError("no kubeconfig found ($KUBECONFIG or ~/.kube/config) -- pass --kubeconfig or --bundle")
+
+
+def contexts(kubeconfig: Path) -> tuple[list[str], str | None]:
+    from lightkube.config.kubeconfig import KubeConfig
+
+    try:
+        config = KubeConfig.from_file(kubeconfig)
+    except Exception as exc:  # lightkube raises several types for malformed files
+        raise InputError(f"{kubeconfig}: cannot read kubeconfig ({_reason(exc)})") from None
+    return sorted(config.contexts), config.current_context
+
+
+def connect(kubeconfig: Path | None, context: str | None, qps: float = 20.0, burst: int = 40,
+            timeout: float = 30.0) -> tuple[ApiClient, str]:
+    """An ApiClient for ``context`` (default: current) and that context's default namespace."""
+    from lightkube.config.client_adapter import Client, ConnectionParams
+    from lightkube.config.kubeconfig import KubeConfig
+
+    path = kubeconfig_path(kubeconfig)
+    try:
+        config = KubeConfig.from_file(path).get(context_name=context)
+    except Exception as exc:
+        raise InputError(f"{path}: {_reason(exc)}") from None
+    if config is None:
+        raise InputError(f"{path}: no current context -- pass --context")
+    try:
+        http = Client(config, ConnectionParams(timeout=httpx.Timeout(timeout), trust_env=False))
+    except Exception as exc:
+        raise InputError(f"{path}: context '{config.context_name}': {_reason(exc)}") from None
+    http.headers.update({"Accept": "application/json", "User-Agent": "kubeshape"})
+    return ApiClient(http, config.cluster.server, config.context_name, RateLimiter(qps, burst)), config.namespace
+
+
+ProgressFn = Callable[[str, int, bool], None]
+
+
+@dataclass
+class Collection:
+    """Everything read from one cluster, as List JSON per kind plus log tails."""
+
+    context: str
+    server: str
+    lists: dict[KindSpec, dict[str, Any]] = field(default_factory=dict)
+    logs: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    blind_spots: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    server_version: str = ""
+    collected_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    namespaces: list[str] | None = None
+    requests: int = 0
+
+
+def _list_kind(api: ApiClient, spec: KindSpec, namespace: str | None,
+               progress: ProgressFn | None) -> dict[str, Any]:
+    items: list[Any] = []
+    params: dict[str, Any] = {"limit": PAGE_SIZE}
+    restarted = False
+    head: dict[str, Any] = {}
+    while True:
+        try:
+            page = api.get(spec.path(namespace), params)
+        except ApiError as exc:
+            if exc.status == 410 and not restarted:  # continue token expired: start over once
+                items, params, restarted = [], {"limit": PAGE_SIZE}, True
+                continue
+            raise
+        head = page
+        items.extend(page.get("items") or [])
+        if progress:
+            progress(spec.kind, len(items), False)
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            break
+        params = {"limit": PAGE_SIZE, "continue": token}
+    for item in items:
+        if isinstance(item, dict):
+            if spec.kind == "Secret":
+                item.update(strip_secret(item))
+            else:
+                redact_object(item)
+    return {"kind": head.get("kind") or f"{spec.kind}List", "apiVersion": head.get("apiVersion") or
+            (f"{spec.group}/{spec.version}" if spec.group else spec.version),
+            "metadata": {"resourceVersion": (head.get("metadata") or {}).get("resourceVersion", "")},
+            "items": items}
+
+
+def collect(api: ApiClient, namespaces: list[str] | None = None, kinds: tuple[KindSpec, ...] = KINDS,
+            max_logs: int = 30, progress: ProgressFn | None = None, workers: int = 4) -> Collection:
+    """LIST every kind (cluster-wide, or per namespace given), then fetch a bounded number of log tails."""
+    out = Collection(context=api.context, server=api.server, namespaces=namespaces)
+    try:
+        out.server_version = str(api.get("/version").get("gitVersion", ""))
+    except ApiError:
+        out.server_version = ""
+    jobs: list[tuple[KindSpec, str | None]] = []
+    for spec in kinds:
+        if spec.namespaced and namespaces:
+            jobs += [(spec, ns) for ns in namespaces]
+        elif spec.kind == "Namespace" and namespaces:
+            jobs.append((spec, None))
+        else:
+            jobs.append((spec, None))
+
+    def run(job: tuple[KindSpec, str | None]) -> tuple[KindSpec, str | None, dict[str, Any] | ApiError]:
+        spec, ns = job
+        try:
+            return spec, ns, _list_kind(api, spec, ns, progress)
+        except ApiError as exc:
+            return spec, ns, exc
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(run, jobs))
+    for spec, ns, result in results:
+        where = f" in namespace {ns}" if ns else ""
+        if isinstance(result, ApiError):
+            if result.status == 404 and spec.optional:
+                out.notes.append(f"{spec.kind}: API {spec.group}/{spec.version} not installed")
+            elif result.status == 403:
+                out.blind_spots.append((spec.kind, f"forbidden: cannot list {spec.file_stem}{where} (RBAC)"))
+            else:
+                out.blind_spots.append((spec.kind, f"{result.status}: {result}{where}"))
+            continue
+        if progress:
+            progress(spec.kind, len(result["items"]), True)
+        if spec in out.lists:
+            out.lists[spec]["items"].extend(result["items"])
+        else:
+            out.lists[spec] = result
+    if namespaces and (ns_list := out.lists.get(KINDS[1])):
+        ns_list["items"] = [n for n in ns_list["items"] if (n.get("metadata") or {}).get("name") in namespaces]
+    _collect_logs(api, out, max_logs)
+    out.requests = api.requests
+    out.collected_at = datetime.now(UTC)
+    return out
+
+
+def _log_candidates(pods: list[dict[str, Any]], limit: int) -> list[tuple[str, str, str]]:
+    """The pods most worth reading: restarting or unready first, then one per owner; at most ``limit``."""
+    scored: list[tuple[int, str, str, str]] = []
+    owners: set[str] = set()
+    for pod in pods:
+        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+        owner = next((r.get("name", "") for r in meta.get("ownerReferences") or []), meta.get("name", ""))
+        for cs in status.get("containerStatuses") or []:
+            if not cs.get("started") and not (cs.get("state") or {}).get("running"):
+                continue
+            score = int(cs.get("restartCount") or 0) * 10 + (0 if cs.get("ready") else 5)
+            key = f"{meta.get('namespace')}/{owner}"
+            if score == 0 and key in owners:
+                continue
+            owners.add(key)
+            scored.append((score, str(meta.get("namespace", "")), str(meta.get("name", "")), str(cs.get("name"))))
+    scored.sort(key=lambda t: (-t[0], t[1], t[2], t[3]))
+    return [(ns, pod, c) for _, ns, pod, c in scored[:limit]]
+
+
+def _collect_logs(api: ApiClient, out: Collection, limit: int) -> None:
+    pods: list[dict[str, Any]] = next((v["items"] for k, v in out.lists.items() if k.kind == "Pod"), [])
+    failed = 0
+    for ns, pod, container in _log_candidates(pods, limit):
+        try:
+            data = api.get(f"/api/v1/namespaces/{ns}/pods/{pod}/log",
+                           {"container": container, "tailLines": 500}, raw=True)
+        except ApiError:
+            failed += 1
+            continue
+        out.logs[(ns, pod, container)] = data.decode("utf-8", errors="replace")
+    if failed:
+        out.notes.append(f"logs: {failed} of {failed + len(out.logs)} log tails could not be read "
+                         "(no kubelet or no access to pods/log)")
+
+
+def to_cluster(col: Collection) -> ClusterSource:
+    """The ClusterSource rules analyse, built from a collection (same path a bundle takes)."""
+    from kubeshape.sources.bundle import LOG_TAIL_LINES
+
+    cluster = ClusterSource(name=col.context, collected_at=col.collected_at, server_version=col.server_version)
+    for spec, doc in col.lists.items():
+        add_list(cluster, spec.kind, orjson.loads(orjson.dumps(doc["items"])))
+    for key, text in col.logs.items():
+        cluster.logs[key] = text.splitlines()[-LOG_TAIL_LINES:]
+    cluster.blind_spots = list(col.blind_spots)
+    cluster.notes = list(col.notes)
+    return cluster
