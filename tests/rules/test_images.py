@@ -117,7 +117,8 @@ def _pull_failure_world() -> list[dict]:  # type: ignore[type-arg]
     pod = {"kind": "Pod", "metadata": {"name": "fab-7f-9g4wb", "namespace": "homelab", "uid": "p1",
                                        "ownerReferences": [{"kind": "ReplicaSet", "name": "fab-7f", "uid": "rs1",
                                                             "controller": True}]},
-           "spec": {"nodeName": "asuna", "containers": [{"name": "app", "image": "family-assistant:phase2-mcp-logging-fix"}]},
+           "spec": {"nodeName": "asuna",
+                    "containers": [{"name": "app", "image": "family-assistant:phase2-mcp-logging-fix"}]},
            "status": {"containerStatuses": [{"name": "app", "image": "family-assistant:phase2-mcp-logging-fix",
                                               "restartCount": 0, "state": {"waiting": {
                                                   "reason": "ImagePullBackOff",
