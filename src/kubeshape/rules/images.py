@@ -43,19 +43,20 @@ def _where_present(ctx: Context, image: str) -> list[str]:
     return out
 
 
-def _registry_evidence(ctx: Context, path: str, tag: str | None) -> tuple[list[str], str | None]:
-    """Evidence from the registry snapshot about repository ``path``; returns (lines, host holding it)."""
+def _registry_evidence(ctx: Context, path: str, tag: str | None) -> tuple[list[str], str | None, bool]:
+    """Evidence from the registry snapshot about repository ``path``: (lines, host holding it, tag pushed)."""
     inv = ctx.inv
     if inv.registry is None:
-        return [], None
+        return [], None, False
     for repo in inv.registry.repos_named(path):
         lines = [f"registry {repo.host} has repository {path} with {len(repo.tags)} tags"]
-        if tag and tag in repo.tags:
+        pushed = bool(tag and tag in repo.tags)
+        if pushed:
             lines.append(f"tag {tag} exists there: {repo.host}/{path}:{tag}")
         elif tag:
             lines.append(f"tag {tag} is NOT in {repo.host}/{path} (it was never pushed)")
-        return lines, repo.host
-    return [], None
+        return lines, repo.host, pushed
+    return [], None, False
 
 
 @rule("KS101", "unqualified-image", severity=Severity.WARNING)
@@ -93,7 +94,7 @@ def unqualified_image(ctx: Context) -> Iterator[Finding]:
             continue
         evidence = [f"container {c.name}: image {c.image} (resolves to {ref.normalized_name})",
                     f"imagePullPolicy: {c.pull_policy or 'default'}"]
-        reg_lines, host = _registry_evidence(ctx, ref.path, ref.effective_tag)
+        reg_lines, host, pushed = _registry_evidence(ctx, ref.path, ref.effective_tag)
         evidence += reg_lines
         evidence += _where_present(ctx, c.image) if obj.source == "cluster" else []
         host = host or private_registry_for(ref, ctx.inv, ctx.cfg)
@@ -102,8 +103,9 @@ def unqualified_image(ctx: Context) -> Iterator[Finding]:
         target = f"{host}/{ref.path}" if host else ref.normalized_name
         new = f"{target}:{ref.effective_tag}" if not ref.digest else f"{target}@{ref.digest}"
         fix = set_image_patch(obj, c, new)
-        if host and not (reg_lines and ref.effective_tag and f"{ref.effective_tag} exists" in " ".join(reg_lines)):
-            fix = f"Push the image to the registry:\n```bash\ndocker tag {c.image} {new}\ndocker push {new}\n```\n" + fix
+        if host and not pushed:
+            push = f"docker tag {c.image} {new}\ndocker push {new}"
+            fix = f"Push the image to the registry:\n```bash\n{push}\n```\n{fix}"
         yield ctx.finding(
             obj, f"container {c.name} uses unqualified image {c.image}", path=f"{c.path}.image",
             severity=Severity.ERROR if severe else Severity.WARNING, evidence=evidence, fix=fix,
@@ -335,7 +337,7 @@ def _pull_root_cause(ctx: Context, top: K8sObject, images: list[str], evidence: 
     evidence += _where_present(ctx, image)
     c = next((c for c in containers(top) if c.image == image), None)
     if not ref.qualified:
-        reg_lines, host = _registry_evidence(ctx, ref.path, ref.effective_tag)
+        reg_lines, host, _ = _registry_evidence(ctx, ref.path, ref.effective_tag)
         evidence += reg_lines
         host = host or private_registry_for(ref, ctx.inv, ctx.cfg)
         new = f"{host}/{ref.path}:{ref.effective_tag}" if host else f"<registry>/{ref.path}:{ref.effective_tag}"

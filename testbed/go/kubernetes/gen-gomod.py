@@ -103,7 +103,7 @@ def main() -> None:
         "",
     ]
     if godebug:
-        lines += godebug + [""]
+        lines += [*godebug, ""]
     lines += [f"require k8s.io/kubernetes {args.version}", "", "replace ("]
     lines += [f"\t{mod} => {mod} {sv}" for mod in staging]
     lines += [")", ""]
