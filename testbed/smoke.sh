@@ -29,10 +29,13 @@ cleanup() {
   # stop in reverse start order (clients before the apiserver, the apiserver before etcd)
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
     p=${PIDS[i]}
+    local t0 how=TERM
+    t0=$(now)
     kill -TERM "$p" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
+    kill -0 "$p" 2>/dev/null && { how=KILL; kill -KILL "$p" 2>/dev/null || true; }
     wait "$p" 2>/dev/null || true
+    echo "smoke.sh: stopped $(cat "$W/pid-$p" 2>/dev/null) (pid $p, SIG$how) in $(ms_since "$t0") ms"
   done
   if [[ $rc -ne 0 ]]; then
     echo "smoke.sh: FAILED (exit $rc); last log lines:" >&2
@@ -52,6 +55,7 @@ start() {
   echo "smoke.sh: start $name: $*"
   "$@" > "$W/$name.log" 2>&1 &
   PIDS+=($!)
+  echo "$name" > "$W/pid-$!"
   eval "T0_${name//-/_}=\$(now)"
   eval "PID_${name//-/_}=\$!"
 }
@@ -161,4 +165,5 @@ t0=$(now)
 echo "smoke.sh: READY deployment smoke (2/2 available) after $(ms_since "$t0") ms"
 "${K[@]}" get nodes,pods -o wide
 "${K[@]}" get sa default -n default >/dev/null && "${K[@]}" get cm kube-root-ca.crt -n default >/dev/null
+"${K[@]}" get events -A --sort-by=.lastTimestamp > "$W/events.txt" 2>&1 || true
 echo "smoke.sh: OK"

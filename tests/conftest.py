@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from testbed.cluster import Cluster, NodeSpec, start_cluster
 from testbed.registry import Registry, start_registry
 
 
@@ -14,3 +15,15 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     reg = start_registry(tmp_path_factory.mktemp("registry"))
     yield reg
     reg.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A real control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) on 127.0.0.1 with
+    two Ready kwok nodes: ``node-a`` has the image ``homelab-dashboard:v3``, ``node-b`` has no images.
+    Binaries are built on first use (testbed/build.sh). Stopped at session end, or by the reaper if the
+    test process is killed."""
+    c = start_cluster(tmp_path_factory.mktemp("cluster"),
+                      nodes=[NodeSpec("node-a", images=("homelab-dashboard:v3",)), NodeSpec("node-b")])
+    yield c
+    c.stop()
