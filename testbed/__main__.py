@@ -17,8 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from testbed.cluster import Cluster, kill_recorded, record_pid, start_cluster
+from testbed.cluster import Cluster, kill_recorded, process_start_time, start_cluster
 from testbed.registry import start_registry
+
+UP_PID = "up.pid"
 
 
 def _up(workdir: Path) -> int:
@@ -26,7 +28,8 @@ def _up(workdir: Path) -> int:
     try:
         registry = start_registry(workdir / "registry")
         cluster.track(registry.proc)
-        record_pid(workdir, "testbed-up", os.getpid())  # so that `down` stops us (and we stop the rest)
+        # Not in the pids file, which the reaper kills while our cluster.stop() waits for it.
+        (workdir / UP_PID).write_text(f"{os.getpid()} {process_start_time(os.getpid())}\n")
         print(_banner(cluster, registry.host, workdir), flush=True)
         _wait_for_signal_or_death(cluster.alive)
     finally:
@@ -58,10 +61,25 @@ def _wait_for_signal_or_death(alive: Callable[[], dict[str, bool]]) -> None:
         time.sleep(0.5)
 
 
+def _stop_up(workdir: Path, timeout: float = 30) -> bool:
+    """SIGTERM the `up` process of ``workdir``, which then stops its cluster; wait until it is gone."""
+    try:
+        pid, started = (workdir / UP_PID).read_text().split()
+    except (OSError, ValueError):
+        return False
+    if process_start_time(int(pid)) != started:
+        return False
+    os.kill(int(pid), signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while process_start_time(int(pid)) == started and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return True
+
+
 def _down(workdir: Path, after_stdin_eof: bool) -> int:
     if after_stdin_eof:
         sys.stdin.buffer.read()  # returns once the process that started the cluster closes it or dies
-    killed = kill_recorded(workdir)
+    killed = (["testbed up"] if not after_stdin_eof and _stop_up(workdir) else []) + kill_recorded(workdir)
     if not after_stdin_eof:
         print(f"stopped: {', '.join(killed) or 'nothing was running'}")
     return 0

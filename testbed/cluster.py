@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -48,7 +49,6 @@ MISSING_IMAGES = f"{ANNOTATION}/missing-images"  # comma-separated, set with ima
 CHAOS = f"{ANNOTATION}/chaos"  # "probe-429" | "crashloop"
 CHAOS_CONTAINER = f"{ANNOTATION}/chaos-container"  # default: the first container
 CHAOS_INTERVAL = f"{ANNOTATION}/chaos-interval"  # Go duration between restarts, default 3s
-LOCAL_IMAGES = f"{ANNOTATION}/local-images"  # node label: how many images the node reports
 POD_CIDR = "10.0.1.0/24"
 SERVICE_CIDR = "10.0.0.0/24"
 # Controllers that need a cloud provider (they would only log errors without one).
@@ -115,12 +115,19 @@ class Cluster:
             # The apiserver keeps status (allocatable, images) given at create time; kwok's
             # node-initialize stage patches conditions/addresses and leaves status.images alone.
             self.api("POST", "/api/v1/nodes", node_manifest(spec))
-        if wait:
-            deadline = time.monotonic() + wait
-            for spec in specs:
-                _poll(lambda s=spec: _node_ready(self.api("GET", f"/api/v1/nodes/{s.name}")),  # type: ignore[misc]
-                      deadline - time.monotonic(), f"node {spec.name} Ready")
-        return [self.api("GET", f"/api/v1/nodes/{s.name}") for s in specs]
+        deadline = time.monotonic() + wait
+        return [self._node(s.name, deadline) if wait else self.api("GET", f"/api/v1/nodes/{s.name}") for s in specs]
+
+    def _node(self, name: str, deadline: float) -> dict[str, Any]:
+        """The Node once kwok reports it Ready."""
+        node: dict[str, Any] = {}
+
+        def ready() -> bool:
+            node.update(self.api("GET", f"/api/v1/nodes/{name}"))
+            return _node_ready(node)
+
+        _poll(ready, deadline - time.monotonic(), f"node {name} Ready")
+        return node
 
     def alive(self) -> dict[str, bool]:
         return {name: p.alive() for name, p in self.procs.items()}
@@ -151,7 +158,7 @@ def node_manifest(spec: NodeSpec) -> dict[str, Any]:
     resources = {"cpu": spec.cpu, "memory": spec.memory, "pods": spec.pods}
     images = [{"names": [normalize_image(i)], "sizeBytes": 50_000_000} for i in spec.images]
     labels = {"type": "kwok", "kubernetes.io/hostname": spec.name, "kubernetes.io/os": "linux",
-              "kubernetes.io/arch": "amd64", LOCAL_IMAGES: str(len(images)), **spec.labels}
+              "kubernetes.io/arch": "amd64", **spec.labels}
     return {"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": spec.name, "labels": labels, "annotations": {"kwok.x-k8s.io/node": "fake"}},
             "status": {"allocatable": resources, "capacity": resources, "images": images}}
@@ -254,6 +261,10 @@ class ImageCheck:
             conn.close()
 
     def _check(self, pod: dict[str, Any]) -> None:
+        with contextlib.suppress(urllib.error.HTTPError):  # pod or node gone, or a pod on no real node
+            self._annotate(pod)
+
+    def _annotate(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
         if IMAGE_PULL in (meta.get("annotations") or {}) or meta.get("deletionTimestamp"):
             return
@@ -268,7 +279,7 @@ class ImageCheck:
 
 # --- process bookkeeping: <workdir>/pids holds "name pid starttime" lines
 
-def _proc_start_time(pid: int) -> str | None:
+def process_start_time(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (None if gone or a zombie): guards against recycled pids."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -280,7 +291,7 @@ def _proc_start_time(pid: int) -> str | None:
 
 def record_pid(workdir: Path, name: str, pid: int) -> None:
     with (workdir / PIDFILE).open("a") as fh:
-        fh.write(f"{name} {pid} {_proc_start_time(pid)}\n")
+        fh.write(f"{name} {pid} {process_start_time(pid)}\n")
 
 
 def recorded_pids(workdir: Path) -> list[tuple[str, int, str]]:
@@ -295,18 +306,17 @@ def kill_recorded(workdir: Path, timeout: float = 10) -> list[str]:
     """Kill the process groups recorded in ``workdir`` that still run (newest first); their names."""
     killed = []
     for name, pid, started in reversed(recorded_pids(workdir)):
-        if _proc_start_time(pid) != started:
+        if process_start_time(pid) != started:
             continue
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
-                # our processes lead their own group; `testbed-up` may share its shell's group
-                os.killpg(pid, sig) if os.getpgid(pid) == pid else os.kill(pid, sig)
+                os.killpg(pid, sig)
             except ProcessLookupError:
                 break
             deadline = time.monotonic() + timeout
-            while _proc_start_time(pid) == started and time.monotonic() < deadline:
+            while process_start_time(pid) == started and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if _proc_start_time(pid) != started:
+            if process_start_time(pid) != started:
                 break
         killed.append(name)
     return killed
@@ -471,7 +481,11 @@ def start_cluster(workdir: Path, *, nodes: list[NodeSpec] | None = None, timeout
     cluster.timings["control-plane"] = round(time.monotonic() - t0, 3)
     if nodes:
         t1 = time.monotonic()
-        cluster.create_nodes(nodes)
+        try:
+            cluster.create_nodes(nodes)
+        except BaseException:
+            cluster.stop()
+            raise
         cluster.timings["nodes"] = round(time.monotonic() - t1, 3)
     return cluster
 

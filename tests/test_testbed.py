@@ -69,6 +69,20 @@ def container(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
     return dict(statuses[0])
 
 
+def waiting_in(cluster: Cluster, ns: str, name: str, reason: str) -> dict[str, Any] | None:
+    waiting = container(cluster, ns, name).get("state", {}).get("waiting") or {}
+    return dict(waiting) if waiting.get("reason") == reason else None
+
+
+def restarted(cluster: Cluster, ns: str, name: str, times: int) -> dict[str, Any] | None:
+    status = container(cluster, ns, name)
+    return status if status.get("restartCount", 0) >= times else None
+
+
+def at_least(n: int, items: list[T]) -> list[T] | None:
+    return items if len(items) >= n else None
+
+
 def events(cluster: Cluster, ns: str, kind: str, name: str) -> list[dict[str, Any]]:
     items = cluster.api("GET", f"/api/v1/namespaces/{ns}/events")["items"]
     return [e for e in items if e["involvedObject"]["kind"] == kind and e["involvedObject"]["name"] == name]
@@ -115,18 +129,16 @@ def test_unqualified_image_pulls_only_on_the_node_that_has_it(cluster: Cluster, 
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=pod("on-a", "homelab-dashboard:v3", node="node-a"))
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=pod("on-b", "homelab-dashboard:v3", node="node-b"))
 
-    waiting = wait_for(lambda: container(cluster, ns, "on-b").get("state", {}).get("waiting", {}).get("reason")
-                       == "ImagePullBackOff" and container(cluster, ns, "on-b")["state"]["waiting"], 20,
-                       "on-b in ImagePullBackOff")
+    waiting = wait_for(lambda: waiting_in(cluster, ns, "on-b", "ImagePullBackOff"), 20, "on-b in ImagePullBackOff")
     assert waiting["message"].startswith('Back-off pulling image "homelab-dashboard:v3"')
-    evs = wait_for(lambda: (e := events(cluster, ns, "Pod", "on-b")) and len(e) >= 4 and e, 10, "pull events")
+    evs = wait_for(lambda: at_least(4, events(cluster, ns, "Pod", "on-b")), 10, "4 pull events")
     assert {("Warning", "Failed"), ("Normal", "BackOff")} <= reasons(evs)
     assert any(e["message"].startswith('Failed to pull image "homelab-dashboard:v3": ') for e in evs)
     assert get_pod(cluster, ns, "on-b")["status"]["phase"] == "Pending"
 
     wait_for(lambda: container(cluster, ns, "on-a").get("ready"), 20, "on-a Ready")
     assert get_pod(cluster, ns, "on-a")["status"]["phase"] == "Running"
-    assert not events(cluster, ns, "Pod", "on-a")
+    assert reasons(events(cluster, ns, "Pod", "on-a")) == {("Normal", "Scheduled")}
 
 
 def test_hpa_without_target_gets_failed_get_scale_from_the_real_controller(cluster: Cluster, ns: str) -> None:
@@ -147,8 +159,7 @@ def test_probe_429_chaos_pod_restarts_with_unhealthy_events(cluster: Cluster, ns
     ann = {CHAOS: "probe-429", CHAOS_INTERVAL: "500ms"}
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=pod("storm", "ghcr.io/example/api:2", annotations=ann))
 
-    status = wait_for(lambda: (c := container(cluster, ns, "storm")).get("restartCount", 0) >= 3 and c, 20,
-                      "3 restarts")
+    status = wait_for(lambda: restarted(cluster, ns, "storm", 3), 20, "3 restarts")
     assert status["lastState"]["terminated"]["reason"] == "Error"
     assert status["lastState"]["terminated"]["exitCode"] == 137
     assert "running" in status["state"]
@@ -159,15 +170,15 @@ def test_probe_429_chaos_pod_restarts_with_unhealthy_events(cluster: Cluster, ns
     killing = [e for e in evs if e["reason"] == "Killing"]
     assert killing and killing[0]["message"] == "Container app failed liveness probe, will be restarted"
     assert killing[0]["count"] >= 3
-    assert all(e["involvedObject"]["namespace"] == ns and e["source"]["component"] == "kubelet" for e in evs)
+    kubelet = [e for e in evs if e["reason"] != "Scheduled"]
+    assert all(e["involvedObject"]["namespace"] == ns and e["source"]["component"] == "kubelet" for e in kubelet)
 
 
 def test_crashloop_chaos_pod_waits_in_crash_loop_back_off(cluster: Cluster, ns: str) -> None:
     ann = {CHAOS: "crashloop", CHAOS_INTERVAL: "500ms"}
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=pod("crash", "ghcr.io/example/api:2", annotations=ann))
 
-    status = wait_for(lambda: (c := container(cluster, ns, "crash")).get("restartCount", 0) >= 2 and c, 20,
-                      "2 restarts")
+    status = wait_for(lambda: restarted(cluster, ns, "crash", 2), 20, "2 restarts")
     assert status["state"]["waiting"]["reason"] == "CrashLoopBackOff"
     assert status["lastState"]["terminated"]["exitCode"] == 1
     backoff = [e for e in events(cluster, ns, "Pod", "crash") if e["reason"] == "BackOff"]
@@ -206,16 +217,18 @@ def test_up_and_down(tmp_path: Path) -> None:
                           stdout=subprocess.PIPE, text=True)
     try:
         assert up.stdout is not None
-        lines = iter(up.stdout.readline, "")
-        banner = [line for line in lines if not line.startswith("stop with")]
+        banner: list[str] = []
+        for line in iter(up.stdout.readline, ""):
+            banner.append(line)
+            if line.startswith("stop with"):
+                break
         assert f"export KUBECONFIG={tmp_path / 'kubeconfig'}\n" in banner
-        names = {name for name, _, _ in recorded_pids(tmp_path)}
-        assert {"kube-apiserver", "registry", "testbed-up"} <= names
+        assert {"kube-apiserver", "registry"} <= {name for name, _, _ in recorded_pids(tmp_path)}
         pids = [pid for _, pid, _ in recorded_pids(tmp_path)]
         down = subprocess.run([sys.executable, "-m", "testbed", "down", "--dir", str(tmp_path)], cwd=ROOT,
                               capture_output=True, text=True, check=True, timeout=60)
-        assert down.stdout.startswith("stopped: testbed-up")
-        assert up.wait(30) == 0
+        assert down.stdout == "stopped: testbed up\n"  # `up` stopped everything itself
+        assert up.wait(5) == 0
         assert not [p for p in pids if alive(p)]
     finally:
         up.kill()

@@ -141,7 +141,7 @@ def parse(ref: str) -> ImageRef:
     return result
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=65536)
 def _parse(ref: str) -> ImageRef | str:
     """Parse ``ref``, returning the ImageRef or the reason it is invalid."""
     if not ref:

@@ -53,7 +53,10 @@ def redact_object(raw: dict[str, Any]) -> dict[str, Any]:
     meta = raw.get("metadata")
     if isinstance(meta, dict):
         ann = meta.get("annotations")
-        if isinstance(ann, dict) and isinstance(ann.get(LAST_APPLIED), str):
+        applied_text = ann.get(LAST_APPLIED) if isinstance(ann, dict) else None
+        # Parse only what can hold secrets: a Secret, or an object with env values.
+        if isinstance(ann, dict) and isinstance(applied_text, str) and (
+                '"env"' in applied_text or '"Secret"' in applied_text or '"data"' in applied_text):
             try:
                 applied = orjson.loads(ann[LAST_APPLIED])
             except orjson.JSONDecodeError:

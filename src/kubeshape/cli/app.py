@@ -267,8 +267,9 @@ def snapshot(
     kubeconfig: KubeconfigOpt = None,
     namespace: NamespaceOpt = None,
     all_namespaces: AllNamespacesOpt = False,
-    registry: Annotated[list[str] | None, typer.Option("--registry", help="Also snapshot this registry "
-                                                       "(host[:port], repeatable).")] = None,
+    registry: Annotated[list[str] | None, typer.Option("--registry", help="Also snapshot this registry: "
+                                                       "host[:port], or reach=name-in-images (repeatable).")]
+    = None,
     insecure: Annotated[bool, typer.Option("--insecure-registry", help="Use plain HTTP for --registry (only "
                                            "for loopback registries).")] = False,
     qps: QpsOpt = 20.0,

@@ -71,8 +71,16 @@ def merge_reports(reports: list[Report]) -> Report:
     return merged
 
 
-def snapshot_registries(hosts: list[str], insecure: bool) -> dict[str, Any]:
-    """registry.json content for ``hosts`` (see docs/bundle-format.md)."""
+def snapshot_registries(specs: list[str], insecure: bool) -> dict[str, Any]:
+    """registry.json content for ``specs``: ``host[:port]``, or ``reach=known`` to snapshot the registry at
+    ``reach`` (e.g. a port-forward) under the name the cluster's images use (``known``)."""
     from kubeshape.registry.snapshot import snapshot
 
-    return snapshot(hosts, insecure=insecure)
+    aliases: dict[str, str] = {}
+    for spec in specs:
+        reach, _, known = spec.partition("=")
+        aliases[reach] = known or reach
+    doc = snapshot(list(aliases), insecure=insecure)
+    for reg in doc["registries"]:
+        reg["host"] = aliases.get(reg["host"], reg["host"])
+    return doc

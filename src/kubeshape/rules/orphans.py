@@ -340,8 +340,12 @@ def _identity(workload: K8sObject | None) -> Labels:
 def _likeness(wanted: Labels, labels: Labels) -> tuple[int, float]:
     """(selector pairs the labels have, best similarity of a value under a shared key)."""
     same = sum(labels.get(k) == v for k, v in wanted.items())
-    similar = max((SequenceMatcher(None, v, labels[k]).ratio() for k, v in wanted.items() if k in labels),
-                  default=0.0)
+    similar = 0.0
+    for k, v in wanted.items():
+        if k in labels:
+            m = SequenceMatcher(None, v, labels[k])
+            if m.real_quick_ratio() > similar and m.quick_ratio() > similar:  # cheap upper bounds first
+                similar = max(similar, m.ratio())
     return same, similar
 
 
@@ -464,7 +468,7 @@ def pdb_selects_nothing(ctx: Context) -> Iterator[Finding]:
     Point the selector at the workload's labels, or delete the budget
     (`kubectl delete pdb whisper-pdb -n homelab`).
     """
-    sel = _Selectables(ctx.inv)
+    sel = ctx.inv.memo("orphans.selectables", lambda: _Selectables(ctx.inv))
     for pdb in ctx.inv.objects("PodDisruptionBudget"):
         selector = pdb.spec.get("selector")
         if selector is not None and not sel.orphaned(pdb, selector):
@@ -509,7 +513,7 @@ def service_selects_nothing(ctx: Context) -> Iterator[Finding]:
     ## Fix
     Set the selector to the workload's pod labels, or delete the Service if its workload is gone.
     """
-    sel = _Selectables(ctx.inv)
+    sel = ctx.inv.memo("orphans.selectables", lambda: _Selectables(ctx.inv))
     for svc in ctx.inv.objects("Service"):
         selector = svc.spec.get("selector")
         if svc.spec.get("type") == "ExternalName" or not selector or not sel.orphaned(svc, selector):

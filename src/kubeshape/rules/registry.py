@@ -153,7 +153,11 @@ def _repo_keys(ref: ImageRef, snap: RegistrySnapshot,
 
 
 def _registry_uses(inv: Inventory, cfg: Config) -> dict[tuple[str, str], _RepoUses]:
-    """References per snapshotted repository (host, name)."""
+    """References per snapshotted repository (host, name); built once per inventory."""
+    return inv.memo("registry.registry_uses", lambda: _build_registry_uses(inv, cfg))
+
+
+def _build_registry_uses(inv: Inventory, cfg: Config) -> dict[tuple[str, str], _RepoUses]:
     snap = inv.registry
     out: dict[tuple[str, str], _RepoUses] = defaultdict(_RepoUses)
     if snap is None:
@@ -475,6 +479,11 @@ def _local_images(inv: Inventory, cfg: Config) -> list[_LocalImage]:
 
 
 def _workload_uses(inv: Inventory) -> dict[tuple[str, str], list[_Use]]:
+    """Image uses by (normalized name, tag); built once per inventory."""
+    return inv.memo("registry.workload_uses", lambda: _build_workload_uses(inv))
+
+
+def _build_workload_uses(inv: Inventory) -> dict[tuple[str, str], list[_Use]]:
     """Image uses by (normalized name, tag), one per workload container (and per pod of an unseen owner)."""
     out: dict[tuple[str, str], list[_Use]] = defaultdict(list)
     seen: set[tuple[str, str, str, str, str]] = set()

@@ -17,6 +17,7 @@ import orjson
 from kubeshape.errors import InputError
 from kubeshape.inventory import ClusterSource, K8sObject, RegistryRepo, RegistrySnapshot, TagInfo
 from kubeshape.redact import redact_object
+from kubeshape.sources._gc import bulk_load
 from kubeshape.timeutil import parse_time
 
 MANIFEST = "kubeshape-bundle.json"
@@ -161,7 +162,8 @@ def load_bundle(path: Path) -> tuple[ClusterSource, RegistrySnapshot | None]:
         reader = _TarReader(path)
     else:
         raise InputError(f"{path}: not a directory or .tar.gz bundle")
-    return _BundleLoader(path).load(reader.members())
+    with bulk_load():
+        return _BundleLoader(path).load(reader.members())
 
 
 class _BundleLoader:

@@ -22,6 +22,7 @@ import orjson
 from kubeshape.errors import InputError, SourceUnreachable
 from kubeshape.inventory import ClusterSource
 from kubeshape.redact import redact_object
+from kubeshape.sources._gc import bulk_load
 from kubeshape.sources.bundle import add_list, strip_secret
 
 PAGE_SIZE = 500
@@ -361,8 +362,9 @@ def to_cluster(col: Collection) -> ClusterSource:
     from kubeshape.sources.bundle import LOG_TAIL_LINES
 
     cluster = ClusterSource(name=col.context, collected_at=col.collected_at, server_version=col.server_version)
-    for spec, doc in col.lists.items():
-        add_list(cluster, spec.kind, orjson.loads(orjson.dumps(doc["items"])))
+    with bulk_load():
+        for spec, doc in col.lists.items():
+            add_list(cluster, spec.kind, orjson.loads(orjson.dumps(doc["items"])))
     for key, text in col.logs.items():
         cluster.logs[key] = text.splitlines()[-LOG_TAIL_LINES:]
     cluster.blind_spots = list(col.blind_spots)

@@ -11,6 +11,7 @@ from typing import Any
 
 from kubeshape.errors import InputError
 from kubeshape.inventory import K8sObject, RepoSource
+from kubeshape.sources._gc import bulk_load
 from kubeshape.sources.yamlio import Document, YamlSyntaxError, load_yaml_file, load_yaml_text
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -91,6 +92,11 @@ def _render_kustomization(kdir: Path, root: Path) -> tuple[list[Document], str |
 
 def load_repo(roots: list[Path], base: Path, exclude: list[str] | None = None) -> RepoSource:
     """Walk ``roots`` (paths relative to or under ``base``) and load every manifest."""
+    with bulk_load():
+        return _load_repo(roots, base, exclude)
+
+
+def _load_repo(roots: list[Path], base: Path, exclude: list[str] | None) -> RepoSource:
     base = base.resolve()
     exclude = exclude or []
     source = RepoSource(root=str(base))
