@@ -49,11 +49,13 @@ MISSING_IMAGES = f"{ANNOTATION}/missing-images"  # comma-separated, set with ima
 CHAOS = f"{ANNOTATION}/chaos"  # "probe-429" | "crashloop"
 CHAOS_CONTAINER = f"{ANNOTATION}/chaos-container"  # default: the first container
 CHAOS_INTERVAL = f"{ANNOTATION}/chaos-interval"  # Go duration between restarts, default 3s
-POD_CIDR = "10.0.1.0/24"
+CHAOS_MAX_RESTARTS = f"{ANNOTATION}/chaos-max-restarts"  # stop at this restartCount, default never
+POD_CIDR = "10.244.0.0/16"  # kwok hands out pod IPs from it
 SERVICE_CIDR = "10.0.0.0/24"
 # Controllers that need a cloud provider (they would only log errors without one).
 CONTROLLERS = "*,-cloud-node-lifecycle-controller,-service-lb-controller,-node-route-controller"
 PIDFILE = "pids"
+NOT_READY_TAINTS = {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"}
 BOUND = "spec.nodeName%21%3D"  # field selector "spec.nodeName!=": pods bound to a node
 
 
@@ -364,8 +366,11 @@ def _insecure() -> ssl.SSLContext:
 
 
 def _node_ready(node: Mapping[str, Any]) -> bool:
+    """Ready, and schedulable: the TaintNodesByCondition admission plugin adds a not-ready taint
+    at create time, which the node-lifecycle controller removes up to 5s after kwok marks the node Ready."""
     conds = node.get("status", {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+    taints = {t["key"] for t in node.get("spec", {}).get("taints") or []}
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds) and not taints & NOT_READY_TAINTS
 
 
 # --- start
@@ -415,8 +420,8 @@ def _scheduler_argv(w: Path, p: _Ports) -> list[str]:
 
 def _kwok_argv(w: Path, p: _Ports) -> list[str]:
     stages = [f"--config={f}" for f in sorted(KWOK_STAGES.glob("*.yaml"))]
-    # Without --node-lease-duration-seconds kwok keeps no Leases, its heartbeat stage runs every ~10
-    # minutes, and the node-lifecycle controller marks the nodes NotReady (and taints them) after ~50s.
+    # Without --node-lease-duration-seconds kwok keeps no Leases and its heartbeat stage runs every ~10
+    # minutes: the node-lifecycle controller turns the nodes Unknown (and taints them) every ~50s.
     return [str(binary("kwok")), f"--kubeconfig={w / 'kubeconfig'}", "--manage-all-nodes=true", *stages,
             f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1", f"--server-address=127.0.0.1:{p.kwok}",
             "--node-lease-duration-seconds=40"]

@@ -16,7 +16,15 @@ from typing import Any, TypeVar
 
 import pytest
 from testbed.binaries import versions
-from testbed.cluster import CHAOS, CHAOS_INTERVAL, Cluster, kill_recorded, recorded_pids, start_cluster
+from testbed.cluster import (
+    CHAOS,
+    CHAOS_INTERVAL,
+    CHAOS_MAX_RESTARTS,
+    Cluster,
+    kill_recorded,
+    recorded_pids,
+    start_cluster,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -175,10 +183,13 @@ def test_probe_429_chaos_pod_restarts_with_unhealthy_events(cluster: Cluster, ns
 
 
 def test_crashloop_chaos_pod_waits_in_crash_loop_back_off(cluster: Cluster, ns: str) -> None:
-    ann = {CHAOS: "crashloop", CHAOS_INTERVAL: "500ms"}
+    ann = {CHAOS: "crashloop", CHAOS_INTERVAL: "300ms", CHAOS_MAX_RESTARTS: "2"}
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=pod("crash", "ghcr.io/example/api:2", annotations=ann))
 
     status = wait_for(lambda: restarted(cluster, ns, "crash", 2), 20, "2 restarts")
+    time.sleep(1)
+    status = container(cluster, ns, "crash")
+    assert status["restartCount"] == 2  # chaos-max-restarts holds it there
     assert status["state"]["waiting"]["reason"] == "CrashLoopBackOff"
     assert status["lastState"]["terminated"]["exitCode"] == 1
     backoff = [e for e in events(cluster, ns, "Pod", "crash") if e["reason"] == "BackOff"]

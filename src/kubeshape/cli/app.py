@@ -60,6 +60,9 @@ NamespaceOpt = Annotated[list[str] | None, typer.Option("--namespace", "-n", hel
 AllNamespacesOpt = Annotated[bool, typer.Option("--all-namespaces", "-A", help="All namespaces (the default).")]
 QpsOpt = Annotated[float, typer.Option("--qps", help="Client-side limit of API requests per second.")]
 MaxLogsOpt = Annotated[int, typer.Option("--max-logs", help="Log tails to read (restarting pods first).")]
+RegistryOpt = Annotated[list[str] | None, typer.Option("--registry", help="Read this registry too: host[:port], "
+                                                       "or reach=name-in-images (repeatable).")]
+InsecureOpt = Annotated[bool, typer.Option("--insecure-registry", help="Plain HTTP for --registry.")]
 OutputOpt = Annotated[OutputFormat, typer.Option("--output", "-o", help="Report format.")]
 FailOnOpt = Annotated[FailOn, typer.Option("--fail-on", help="Exit 1 when a finding is at least this severe.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="kubeshape.yaml to use.",
@@ -189,6 +192,8 @@ def doctor(
                                                "one report.")] = False,
     qps: QpsOpt = 20.0,
     max_logs: MaxLogsOpt = 30,
+    registry: RegistryOpt = None,
+    insecure: InsecureOpt = False,
     config: ConfigOpt = None,
     output: OutputOpt = OutputFormat.text,
     fail_on: FailOnOpt = FailOn.warning,
@@ -214,12 +219,13 @@ def doctor(
     elif context or kubeconfig or namespace or all_contexts:
         raise InputError("--context/--kubeconfig/-n/--all-contexts read a live cluster; drop them or --bundle")
     raise typer.Exit(_doctor(repo, bundle, registry_snapshot, config, sel, output, fail_on, report_file,
-                             verbose, live=live))
+                             verbose, live=live, registries=registry or [], insecure=insecure))
 
 
 def _doctor(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path | None, config: Path | None,
             sel: Selection, output: OutputFormat, fail_on: FailOn, report_file: Path | None,
-            verbose: bool, use_git: bool = True, live: LiveOptions | None = None) -> int:
+            verbose: bool, use_git: bool = True, live: LiveOptions | None = None,
+            registries: list[str] | None = None, insecure: bool = False) -> int:
     cfg = _config_for(config, repo_dir or Path.cwd())
     repo = git = cluster = registry = None
     if repo_dir is not None:
@@ -238,6 +244,9 @@ def _doctor(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path 
             registry = parse_registry_snapshot(orjson.loads(registry_snapshot.read_bytes()), str(registry_snapshot))
         except (OSError, orjson.JSONDecodeError) as exc:
             raise InputError(f"{registry_snapshot}: cannot read registry snapshot ({exc})") from None
+    if registries:
+        with status("Reading registries"):
+            registry = parse_registry_snapshot(snapshot_registries(registries, insecure), "registry")
     if live is not None:
         clusters = read_live(live)
         reports = []
@@ -267,11 +276,8 @@ def snapshot(
     kubeconfig: KubeconfigOpt = None,
     namespace: NamespaceOpt = None,
     all_namespaces: AllNamespacesOpt = False,
-    registry: Annotated[list[str] | None, typer.Option("--registry", help="Also snapshot this registry: "
-                                                       "host[:port], or reach=name-in-images (repeatable).")]
-    = None,
-    insecure: Annotated[bool, typer.Option("--insecure-registry", help="Use plain HTTP for --registry (only "
-                                           "for loopback registries).")] = False,
+    registry: RegistryOpt = None,
+    insecure: InsecureOpt = False,
     qps: QpsOpt = 20.0,
     max_logs: MaxLogsOpt = 30,
 ) -> None:

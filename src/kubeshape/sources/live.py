@@ -27,6 +27,8 @@ from kubeshape.sources.bundle import add_list, strip_secret
 
 PAGE_SIZE = 500
 MAX_RETRIES = 5
+LOG_TIMEOUT = 5.0  # seconds per log tail; the apiserver proxies each one to a kubelet
+LOG_GIVE_UP = 2  # consecutive failures with nothing read → stop trying
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,27 +116,38 @@ class ApiClient:
     retries_429: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def get(self, path: str, params: dict[str, Any] | None = None, *, raw: bool = False) -> Any:
+    def get(self, path: str, params: dict[str, Any] | None = None, *, raw: bool = False,
+            timeout: float | None = None, retries: int = MAX_RETRIES) -> Any:
         """GET ``path``; retry 429 (honouring Retry-After) and 5xx with back-off; raise ApiError otherwise."""
         delay = 0.5
-        for attempt in range(MAX_RETRIES + 1):
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        for attempt in range(retries + 1):
             self.limiter.acquire()
             with self._lock:
                 self.requests += 1
             try:
-                resp = self.http.get(path, params=params)
+                resp = self.http.get(path, params=params, **extra)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 raise SourceUnreachable(f"cannot reach the API server of context '{self.context}' at "
                                         f"{self.server}: {_reason(exc)}") from None
+            except httpx.TimeoutException as exc:
+                if timeout is not None:
+                    raise ApiError(504, f"timed out after {timeout:g}s") from None
+                if attempt == retries:
+                    raise SourceUnreachable(f"the API server of context '{self.context}' at {self.server} "
+                                            f"stopped answering: {_reason(exc)}") from None
+                time.sleep(delay)
+                delay *= 2
+                continue
             except httpx.TransportError as exc:
-                if attempt == MAX_RETRIES:
+                if attempt == retries:
                     raise SourceUnreachable(f"the API server of context '{self.context}' at {self.server} "
                                             f"stopped answering: {_reason(exc)}") from None
                 time.sleep(delay)
                 delay *= 2
                 continue
             if resp.status_code == 429 or resp.status_code >= 500:
-                if attempt == MAX_RETRIES:
+                if attempt == retries:
                     raise ApiError(resp.status_code, _status_message(resp))
                 if resp.status_code == 429:
                     with self._lock:
@@ -317,7 +330,7 @@ def collect(api: ApiClient, namespaces: list[str] | None = None, kinds: tuple[Ki
         ns_list["items"] = [n for n in ns_list["items"] if (n.get("metadata") or {}).get("name") in namespaces]
     _collect_logs(api, out, max_logs)
     out.requests = api.requests
-    out.collected_at = datetime.now(UTC)
+    out.collected_at = datetime.now(UTC).replace(microsecond=0)  # as the bundle manifest records it
     return out
 
 
@@ -343,18 +356,21 @@ def _log_candidates(pods: list[dict[str, Any]], limit: int) -> list[tuple[str, s
 
 def _collect_logs(api: ApiClient, out: Collection, limit: int) -> None:
     pods: list[dict[str, Any]] = next((v["items"] for k, v in out.lists.items() if k.kind == "Pod"), [])
+    candidates = _log_candidates(pods, limit)
     failed = 0
-    for ns, pod, container in _log_candidates(pods, limit):
+    for ns, pod, container in candidates:
         try:
             data = api.get(f"/api/v1/namespaces/{ns}/pods/{pod}/log",
-                           {"container": container, "tailLines": 500}, raw=True)
+                           {"container": container, "tailLines": 500}, raw=True, timeout=LOG_TIMEOUT, retries=1)
         except ApiError:
             failed += 1
+            if failed >= LOG_GIVE_UP and not out.logs:
+                break  # the API server cannot reach the kubelets: do not wait on every pod
             continue
         out.logs[(ns, pod, container)] = data.decode("utf-8", errors="replace")
     if failed:
-        out.notes.append(f"logs: {failed} of {failed + len(out.logs)} log tails could not be read "
-                         "(no kubelet or no access to pods/log)")
+        out.notes.append(f"logs: {len(out.logs)} of {len(candidates)} log tails read; the API server could not "
+                         "fetch the others (kubelet unreachable, or no access to pods/log)")
 
 
 def to_cluster(col: Collection) -> ClusterSource:
