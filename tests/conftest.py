@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from testbed.cluster import Cluster, NodeSpec, start_cluster
 from testbed.registry import Registry, start_registry
 

@@ -14,9 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testbed.cluster import Cluster, start_cluster
-from testbed.registry import Registry
-from testbed.scenarios.loader import Scenario, load
 
 from kubeshape.analysis import analyse
 from kubeshape.config import Config
@@ -25,6 +22,9 @@ from kubeshape.rbac import render as render_rbac
 from kubeshape.sources.bundle import load_bundle
 from kubeshape.sources.bundle_writer import bundle_members, write_bundle
 from kubeshape.sources.live import collect, connect, to_cluster
+from testbed.cluster import Cluster, start_cluster
+from testbed.registry import Registry
+from testbed.scenarios.loader import Scenario, load
 
 CANARIES = ("S3CR3T-CANARY-do-not-leak", "S3CR3T-CANARY-env-value")
 HOMELAB_REGISTRY = "100.81.76.55:30500"

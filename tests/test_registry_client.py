@@ -19,8 +19,6 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from testbed.procs import free_port
-from testbed.registry import Registry, start_registry
 
 from kubeshape.errors import EXIT_INPUT, EXIT_UNREACHABLE, SourceUnreachable
 from kubeshape.registry import (
@@ -38,6 +36,8 @@ from kubeshape.registry import (
 from kubeshape.registry.image import BuiltImage, BuiltIndex, build_image, build_index, push_image
 from kubeshape.registry.snapshot import snapshot
 from kubeshape.sources.bundle import parse_registry_snapshot
+from testbed.procs import free_port
+from testbed.registry import Registry, start_registry
 
 REPO = "regtest/family-assistant"
 REV = "org.opencontainers.image.revision"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+
 from testbed.binaries import versions
 from testbed.cluster import (
     CHAOS,
