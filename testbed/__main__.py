@@ -1,7 +1,8 @@
 """Run the test bed by hand.
 
-    python -m testbed up [--dir D]     start the cluster and a registry on 127.0.0.1, print how to reach
-                                       them, stay up until Ctrl-C, SIGTERM or `down`
+    python -m testbed up [--dir D] [--scenario homelab]
+                                       start the cluster and a registry on 127.0.0.1 (and load a scenario),
+                                       print how to reach them, stay up until Ctrl-C, SIGTERM or `down`
     python -m testbed down --dir D     kill every process recorded in D/pids
 """
 
@@ -23,11 +24,16 @@ from testbed.registry import start_registry
 UP_PID = "up.pid"
 
 
-def _up(workdir: Path) -> int:
+def _up(workdir: Path, scenario: str | None) -> int:
     cluster = start_cluster(workdir)
     try:
         registry = start_registry(workdir / "registry")
         cluster.track(registry.proc)
+        if scenario:
+            from testbed.scenarios.loader import load
+
+            print(f"loading scenario {scenario} …", flush=True)
+            load(cluster, registry.host, scenario)
         # Not in the pids file, which the reaper kills while our cluster.stop() waits for it.
         (workdir / UP_PID).write_text(f"{os.getpid()} {process_start_time(os.getpid())}\n")
         print(_banner(cluster, registry.host, workdir), flush=True)
@@ -91,12 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="start the cluster and a registry")
     up.add_argument("--dir", type=Path, help="work dir (logs, kubeconfig, pids); default: a new temp dir")
+    up.add_argument("--scenario", help="also load a scenario from testbed/scenarios (e.g. homelab)")
     down = sub.add_parser("down", help="kill what `up` started in --dir")
     down.add_argument("--dir", type=Path, required=True)
     down.add_argument("--after-stdin-eof", action="store_true", help=argparse.SUPPRESS)  # the reaper
     args = ap.parse_args(argv)
     if args.cmd == "up":
-        return _up((args.dir or Path(tempfile.mkdtemp(prefix="kubeshape-testbed."))).resolve())
+        return _up((args.dir or Path(tempfile.mkdtemp(prefix="kubeshape-testbed."))).resolve(), args.scenario)
     return _down(args.dir.resolve(), args.after_stdin_eof)
 
 
