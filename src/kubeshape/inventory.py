@@ -18,6 +18,16 @@ WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job",
 TOP_LEVEL_WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "Pod", "ReplicaSet")
 
 
+def lookup_line(lines: dict[str, int], path: str, default: int) -> int:
+    """Line of ``path`` or of its nearest indexed parent; ``default`` when none is indexed."""
+    while path:
+        if path in lines:
+            return lines[path]
+        cut = max(path.rfind("."), path.rfind("["))
+        path = path[:cut] if cut > 0 else ""
+    return default
+
+
 @dataclass(slots=True)
 class K8sObject:
     """One Kubernetes object from the repo or the cluster, with its provenance."""
@@ -74,12 +84,8 @@ class K8sObject:
 
     def line_of(self, path: str) -> int | None:
         """Line of a field (``spec.replicas``) in the source file, else the object's line."""
-        if self.lines:
-            while path:
-                if path in self.lines:
-                    return self.lines[path]
-                cut = max(path.rfind("."), path.rfind("["))
-                path = path[:cut] if cut > 0 else ""
+        if self.lines and self.line is not None:
+            return lookup_line(self.lines, path, self.line)
         return self.line
 
     def owner(self, kind: str | None = None) -> dict[str, Any] | None:

@@ -130,16 +130,9 @@ class ApiClient:
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 raise SourceUnreachable(f"cannot reach the API server of context '{self.context}' at "
                                         f"{self.server}: {_reason(exc)}") from None
-            except httpx.TimeoutException as exc:
-                if timeout is not None:
-                    raise ApiError(504, f"timed out after {timeout:g}s") from None
-                if attempt == retries:
-                    raise SourceUnreachable(f"the API server of context '{self.context}' at {self.server} "
-                                            f"stopped answering: {_reason(exc)}") from None
-                time.sleep(delay)
-                delay *= 2
-                continue
             except httpx.TransportError as exc:
+                if timeout is not None and isinstance(exc, httpx.TimeoutException):
+                    raise ApiError(504, f"timed out after {timeout:g}s") from None  # the caller's own budget
                 if attempt == retries:
                     raise SourceUnreachable(f"the API server of context '{self.context}' at {self.server} "
                                             f"stopped answering: {_reason(exc)}") from None

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from kubeshape.inventory import lookup_line
+
 try:
     _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
 except AttributeError:  # pragma: no cover - libyaml missing
@@ -32,12 +34,9 @@ class Document:
 
     def line_of(self, path: str) -> int:
         """Line of ``path`` (``spec.template.spec.containers[0].image``) or the document start."""
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            cut = max(path.rfind("."), path.rfind("["))
-            path = path[:cut] if cut > 0 else ""
-        return self.line
+        return lookup_line(self.lines, path, self.line)
+
+
 
 
 def _index(node: yaml.Node, prefix: str, out: dict[str, int]) -> None:
