@@ -27,12 +27,11 @@ from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the testbed package lives at the repo root
 
-from testbed.registry import start_registry
-
 from kubeshape.registry.client import RegistryClient
 from kubeshape.registry.image import build_image, push_image
 from kubeshape.registry.snapshot import snapshot
 from kubeshape.sources.bundle import parse_registry_snapshot
+from testbed.registry import start_registry
 
 REPO = "bench/family-assistant"
 T = TypeVar("T")

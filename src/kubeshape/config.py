@@ -14,12 +14,18 @@ from kubeshape.findings import ObjectRef
 
 CONFIG_NAMES = ("kubeshape.yaml", "kubeshape.yml", ".kubeshape.yaml")
 
-# Default tag scheme: a SemVer release (``1.4.2``, ``v1.4.2``), or the kubeshape release scheme
-# ``<version>-<UTC timestamp>.g<sha>`` / ``<branch>-<sha>-<unix-ts>`` -- anything that names a commit.
+# Default tag scheme (docs/tag-scheme.md; ``kubeshape release`` computes it): a SemVer release ``X.Y.Z`` (an
+# optional ``v`` and SemVer pre-release accepted), ``<branch-slug>-<sha7>-<unix commit time>`` for every other
+# commit, plus ``sha-<hex>`` and a bare commit SHA. Tags of dirty work trees (``-dirty``) never match: they are
+# not traceable.
 DEFAULT_TAG_SCHEME = (
-    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]*g?[0-9a-f]{7,40})?$"
-    r"|^([a-z0-9][a-z0-9._-]*-)?[0-9a-f]{7,40}(-\d{10})?$"
-    r"|^sha-[0-9a-f]{7,40}$"
+    r"^(?!.*-dirty$)(?:"
+    r"v?(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)"
+    r"(?:-(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*)?"
+    r"|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?-[0-9a-f]{7,40}-\d{10}"
+    r"|sha-[0-9a-f]{7,40}"
+    r"|(?=[0-9]*[a-f])[0-9a-f]{7,40}"
+    r")$"
 )
 
 

@@ -155,10 +155,24 @@ def _rollout_complete(dep: dict[str, Any]) -> bool:
                 and st.get("replicas") == spec.get("replicas"))
 
 
-def load(cluster: Cluster, registry_host: str, name: str = "homelab", *, wait: bool = True) -> Scenario:
+def apply_seed_scale(scenario: Scenario) -> None:
+    """Merge the header's ``seed_scale`` pod template annotations into the objects (before they are applied)."""
+    knobs = (scenario.spec.get("seed_scale") or {}).get("pod_template_annotations") or {}
+    for obj in scenario.objects:
+        extra = knobs.get(f"{obj['kind']}/{obj['metadata']['name']}")
+        if extra:
+            meta = obj["spec"]["template"].setdefault("metadata", {})
+            meta["annotations"] = {**(meta.get("annotations") or {}), **extra}
+
+
+def load(cluster: Cluster, registry_host: str, name: str = "homelab", *, wait: bool = True,
+         seed_scale: bool = False) -> Scenario:
     """Create the scenario on ``cluster`` and ``registry_host``; with ``wait``, return once every symptom
-    the seed describes is visible (pull back-off, restarts, FailedGetScale, progress deadline)."""
+    the seed describes is visible (pull back-off, restarts, FailedGetScale, progress deadline). With
+    ``seed_scale``, the header's ``seed_scale`` knobs apply (the seed's restart count, see homelab.yaml)."""
     scenario = Scenario.load(name)
+    if seed_scale:
+        apply_seed_scale(scenario)
     now = datetime.now(UTC)
     scenario.pushed = push_images(scenario, registry_host, now)
     cluster.create_nodes([NodeSpec(n["name"], tuple(n.get("images") or ())) for n in scenario.spec["nodes"]])

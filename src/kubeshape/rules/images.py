@@ -343,7 +343,9 @@ def _pull_root_cause(ctx: Context, top: K8sObject, images: list[str], evidence: 
         new = f"{host}/{ref.path}:{ref.effective_tag}" if host else f"<registry>/{ref.path}:{ref.effective_tag}"
         fix = f"docker tag {image} {new}\ndocker push {new}"
         if c is not None:
-            fix += "\n" + kubectl_set_image(top, c, new)
+            fix += ("\n" + kubectl_set_image(top, c, new) + "\n"
+                    "# then write the same image into the one manifest you apply from (KS201/KS203), "
+                    "or let 'kubeshape release' do all of it")
         return ("The image is unqualified and was built on a node instead of pushed to a registry, so only "
                 "nodes that built it can start the pod; the kubelet elsewhere tries docker.io and is denied."), fix
     if ctx.inv.registry is not None and ref.registry in ctx.inv.registry.hosts:

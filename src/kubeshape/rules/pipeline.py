@@ -58,8 +58,9 @@ def untraceable_tag(ctx: Context) -> Iterator[Finding]:
     ```
 
     ## Fix
-    Build and push from CI with a tag that names the commit, e.g. `1.4.2-20251117T100000Z.gabc1234`
-    (`kubeshape release` computes it), and deploy that tag.
+    Build and push from CI with a tag that names the commit, e.g. `main-abc1234-1763373600`
+    (`<branch>-<sha7>-<unix commit time>`; `1.4.2` on a `v1.4.2` git tag -- `kubeshape release` computes it),
+    and deploy that tag.
     """
     pattern = ctx.cfg.tag_pattern
     git = ctx.inv.git
@@ -84,8 +85,8 @@ def untraceable_tag(ctx: Context) -> Iterator[Finding]:
             obj, f"image tag {ref.tag!r} does not name a commit or release", path=f"{c.path}.image",
             evidence=[f"container {c.name}: image {c.image}", f"tag scheme: {ctx.cfg.tag_scheme}"],
             root_cause="Images are built and tagged by hand with descriptive names instead of by CI from a commit.",
-            fix=f"kubeshape release --image {ref.name}   # tags <version>-<UTC time>.g<sha>, pushes, updates "
-                "the manifest",
+            fix=f"kubeshape release --image {ref.name} --push   # tags X.Y.Z on a vX.Y.Z git tag, else "
+                "<branch>-<sha7>-<unix commit time>; pushes, verifies, updates the manifest and commits",
             dedupe=dedupe_key(obj, c, c.image))
 
 

@@ -17,11 +17,17 @@ from kubeshape.rules.base import Context, rule
 from kubeshape.timeutil import format_time, human_duration
 
 SAMPLE = 8
-# An example of the default tag scheme (config.DEFAULT_TAG_SCHEME): <version>-<UTC timestamp>.g<sha>.
-EXAMPLE_TAG = "1.4.2-20251117T100000Z.gabc1234"
+# An example of the default tag scheme (config.DEFAULT_TAG_SCHEME, docs/tag-scheme.md): a commit without a
+# release tag gets <branch-slug>-<sha7>-<unix commit time>; a commit tagged vX.Y.Z gets X.Y.Z.
+EXAMPLE_TAG = "main-abc1234-1763373600"
 TAG_RECIPE = (
-    "VERSION=$(git describe --tags --abbrev=0 2>/dev/null | sed 's/^v//'); VERSION=${VERSION:-0.1.0}\n"
-    'TAG="$VERSION-$(date -u +%Y%m%dT%H%M%SZ).g$(git rev-parse --short=7 HEAD)"'
+    "test -z \"$(git status --porcelain)\" || { echo 'commit first: a dirty tree is not traceable'; exit 1; }\n"
+    "if V=$(git describe --tags --exact-match --match 'v[0-9]*.[0-9]*.[0-9]*' HEAD 2>/dev/null); then\n"
+    "  TAG=${V#v}\n"
+    "else\n"
+    "  BRANCH=$(git rev-parse --abbrev-ref HEAD | tr 'A-Z' 'a-z' | sed -E 's/[^a-z0-9]+/-/g; s/^-+|-+$//g')\n"
+    '  TAG="$BRANCH-$(git rev-parse --short=7 HEAD | cut -c1-7)-$(git log -1 --format=%ct HEAD)"\n'
+    "fi"
 )
 GC_NOTE = ("Deleting tags frees no disk space by itself: space comes back only after the registry's "
            "garbage-collect (offline: stop the registry or make it read-only first), e.g. "
