@@ -1,14 +1,16 @@
-"""The bundled demo holds the facts of the 2025-11-17 homelab incident, in the shape real sources produce."""
+"""The bundled demo is a snapshot of the live homelab scenario (scripts/demo_from_live.py): the facts of the
+2025-11-17 homelab incident that a real API server and registry can hold, exactly as they returned them.
+
+What a fresh test bed cannot hold (the seed's pod-name hashes, 105 minutes and 461 pull back-offs, five
+days of pod age, gigabyte layers) is not asserted here; the two log tails are synthesized (kwok serves no
+logs) and the manifest says so."""
 
 from __future__ import annotations
 
 import base64
-import filecmp
-import importlib.util
 import itertools
 import json
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -22,7 +24,6 @@ from kubeshape.timeutil import parse_time
 
 DEMO = Path(kubeshape.__file__).parent / "demo"
 BUNDLE, REPO = DEMO / "bundle", DEMO / "repo"
-GENERATOR = Path(__file__).resolve().parents[1] / "scripts" / "make_demo_bundle.py"
 CANARY = "S3CR3T-CANARY-do-not-leak"
 REGISTRY = "100.81.76.55:30500"
 SEED_TAGS = {
@@ -66,35 +67,33 @@ def live(cluster: ClusterSource, kind: str, name: str, namespace: str = "homelab
     return matches[0]
 
 
-def _load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_demo_bundle", GENERATOR)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def pod_of(inv: Inventory, app: str, node: str) -> K8sObject:
+    """The one pod of ``app`` on ``node`` (pod names are the live cluster's, different on every snapshot)."""
+    [pod] = [p for p in inv.live("Pod") if p.labels.get("app") == app and p.spec.get("nodeName") == node]
+    return pod
 
 
-# -- the bundle is what the generator writes, and looks like the API ------------------------------------------
+# -- the bundle is a live snapshot, and looks like the API ----------------------------------------------------
 
 
-def test_bundle_is_up_to_date_with_its_generator(tmp_path: Path) -> None:
-    _load_generator().write_bundle(tmp_path / "bundle")
-    cmp = filecmp.dircmp(BUNDLE, tmp_path / "bundle")
-    stack, differing = [cmp], []
-    while stack:
-        c = stack.pop()
-        differing += [f"{c.left}/{n}" for n in c.left_only + c.right_only + c.diff_files]
-        stack.extend(c.subdirs.values())
-    assert not differing, "demo bundle is stale; run python scripts/make_demo_bundle.py"
+def test_manifest_is_a_live_snapshot_with_synthesized_logs_noted(cluster: ClusterSource) -> None:
+    manifest = json.loads((BUNDLE / "kubeshape-bundle.json").read_text())
+    assert manifest["kind"] == "Bundle" and manifest["formatVersion"] == 1
+    assert manifest["generator"].startswith("kubeshape ")  # written by kubeshape's own collector
+    assert manifest["cluster"]["name"] == "homelab" and manifest["cluster"]["serverVersion"].startswith("v1.")
+    assert manifest["namespaces"] == ["homelab", "kube-system"] and manifest["blindSpots"] == []
+    assert cluster.name == "homelab" and cluster.server_version == manifest["cluster"]["serverVersion"]
+    assert cluster.collected_at is not None and cluster.collected_at == parse_time(manifest["collectedAt"])
+    [note] = [n for n in manifest["notes"] if n.startswith("logs:")]
+    assert "synthesized" in note and "serves no container logs" in note
+    for (ns, pod, container) in cluster.logs:
+        assert f"{ns}/{pod}" in note, (pod, container)
+    registry_doc = json.loads((BUNDLE / "registry.json").read_text())
+    assert [r["host"] for r in registry_doc["registries"]] == [REGISTRY]
 
 
 def test_manifest_and_lists_have_the_api_shape(cluster: ClusterSource) -> None:
     manifest = json.loads((BUNDLE / "kubeshape-bundle.json").read_text())
-    assert manifest["kind"] == "Bundle" and manifest["formatVersion"] == 1
-    assert manifest["collectedAt"] == "2025-11-17T10:00:00Z"
-    assert manifest["cluster"] == {"name": "homelab", "serverVersion": "v1.31.4+k3s1"}
-    assert cluster.name == "homelab" and cluster.server_version == "v1.31.4+k3s1"
-    assert cluster.collected_at is not None and cluster.collected_at.isoformat() == "2025-11-17T10:00:00+00:00"
     for kind, rel in manifest["resources"].items():
         doc = json.loads((BUNDLE / rel).read_text())
         assert doc["kind"] == f"{kind}List" and doc["apiVersion"] and doc["metadata"]["resourceVersion"]
@@ -102,12 +101,14 @@ def test_manifest_and_lists_have_the_api_shape(cluster: ClusterSource) -> None:
             assert "kind" not in item and "apiVersion" not in item, rel  # typed lists omit them
             assert item["metadata"]["uid"] and item["metadata"]["resourceVersion"], rel
             assert item["metadata"]["creationTimestamp"], rel
+            assert parse_time(item["metadata"]["creationTimestamp"]) <= cluster.collected_at, rel
 
 
 def test_workloads_are_joined_by_owner_uid(inv: Inventory) -> None:
     deploy = next(o for o in inv.live("Deployment") if o.name == "family-assistant-backend")
-    pods = sorted(p.name for p in inv.pods_of(deploy))
-    assert pods == ["family-assistant-backend-7748c945ff-n2kb7", "family-assistant-backend-7fccb9956b-9g4wb"]
+    pods = sorted((p.spec["nodeName"], p.name) for p in inv.pods_of(deploy))
+    assert [node for node, _ in pods] == ["asuna", "pesubuntu"]
+    assert all(name.startswith("family-assistant-backend-") for _, name in pods)
     for pod in inv.live("Pod"):
         assert inv.top_workload(pod).kind in ("Deployment", "StatefulSet", "DaemonSet"), pod.name
 
@@ -115,41 +116,41 @@ def test_workloads_are_joined_by_owner_uid(inv: Inventory) -> None:
 # -- Problem 1: image registry chaos -----------------------------------------------------------------------
 
 
-def test_working_pod_runs_the_registry_image_on_pesubuntu(cluster: ClusterSource) -> None:
-    pod = live(cluster, "Pod", "family-assistant-backend-7748c945ff-n2kb7")
-    assert pod.spec["nodeName"] == "pesubuntu" and pod.status["phase"] == "Running"
+def test_working_pod_runs_the_registry_image_on_pesubuntu(inv: Inventory) -> None:
+    pod = pod_of(inv, "family-assistant-backend", "pesubuntu")
+    assert pod.status["phase"] == "Running"
     assert pod.spec["containers"][0]["image"] == f"{REGISTRY}/family-assistant:me-fixed"
-    assert pod.status["containerStatuses"][0]["imageID"].startswith(f"{REGISTRY}/family-assistant@sha256:")
+    assert "running" in pod.status["containerStatuses"][0]["state"]
 
 
-def test_failed_pod_backs_off_on_asuna_461_times_over_105_minutes(inv: Inventory, cluster: ClusterSource) -> None:
-    pod = live(cluster, "Pod", "family-assistant-backend-7fccb9956b-9g4wb")
-    assert pod.spec["nodeName"] == "asuna"
+def test_failed_pod_backs_off_on_asuna(inv: Inventory) -> None:
+    pod = pod_of(inv, "family-assistant-backend", "asuna")
     waiting = pod.status["containerStatuses"][0]["state"]["waiting"]
-    assert waiting == {"reason": "ImagePullBackOff",
-                       "message": 'Back-off pulling image "family-assistant:phase2-mcp-logging-fix"'}
+    assert waiting["reason"] == "ImagePullBackOff"
+    assert waiting["message"].startswith('Back-off pulling image "family-assistant:phase2-mcp-logging-fix"')
     (backoff,) = inv.events_for("Pod", "homelab", pod.name, "BackOff")
-    assert event_count(backoff) == 461
-    last, first = parse_time(backoff["lastTimestamp"]), parse_time(backoff["firstTimestamp"])
-    assert last is not None and first is not None and (last - first).total_seconds() == 105 * 60
+    assert backoff["message"] == 'Back-off pulling image "family-assistant:phase2-mcp-logging-fix"'
+    assert event_count(backoff) >= 1  # a fresh test bed: no 105 minutes of history (the seed's 461)
+    assert backoff["source"]["host"] == "asuna"
     reasons = {e["reason"] for e in inv.events_for("Pod", "homelab", pod.name)}
-    assert {"Scheduled", "Pulling", "Failed", "BackOff"} <= reasons
+    assert {"Failed", "BackOff"} <= reasons
     failed = [e["message"] for e in inv.events_for("Pod", "homelab", pod.name, "Failed")]
     assert any("pull access denied, repository does not exist" in m and
                '"docker.io/library/family-assistant:phase2-mcp-logging-fix"' in m for m in failed)
+    assert "Error: ImagePullBackOff" in failed
 
 
 def test_the_local_image_exists_only_on_pesubuntu(cluster: ClusterSource) -> None:
-    names = {n.name: {name for img in n.status["images"] for name in img["names"]} for n in cluster.objects["Node"]}
+    names = {n.name: {name for img in n.status.get("images") or [] for name in img["names"]}
+             for n in cluster.objects["Node"]}
+    assert set(names) == {"asuna", "pesubuntu"}
     local = "docker.io/library/family-assistant:phase2-mcp-logging-fix"
     assert local in names["pesubuntu"] and local not in names["asuna"]
     assert not any("family-assistant" in name for name in names["asuna"])
-    assert any(name.startswith(f"{REGISTRY}/family-assistant@sha256:") for name in names["pesubuntu"])
+    assert f"{REGISTRY}/family-assistant:me-fixed" in names["pesubuntu"]
     for node in cluster.objects["Node"]:
         ready = [c for c in node.status["conditions"] if c["type"] == "Ready"]
         assert ready[0]["status"] == "True"
-        sizes = [img["sizeBytes"] for img in node.status["images"]]
-        assert sizes == sorted(sizes, reverse=True) and len(sizes) <= 50  # as kubelet reports them
 
 
 def test_live_deployment_uses_the_unqualified_never_pushed_image(cluster: ClusterSource) -> None:
@@ -161,6 +162,7 @@ def test_live_deployment_uses_the_unqualified_never_pushed_image(cluster: Cluste
     env = {e["name"]: e for e in c["env"]}
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == "http://otel-collector.homelab.svc.cluster.local:4317"
     assert "OTEL_SERVICE_NAME" in env and "secretKeyRef" in env["DATABASE_PASSWORD"]["valueFrom"]
+    assert env["ADMIN_TOKEN"]["value"] == "<redacted>"  # redacted by the collector
     progressing = next(c for c in deploy.status["conditions"] if c["type"] == "Progressing")
     assert (progressing["status"], progressing["reason"]) == ("False", "ProgressDeadlineExceeded")
     assert deploy.status["availableReplicas"] == 1
@@ -194,7 +196,7 @@ def test_revision_62_with_ten_replicasets_and_no_change_cause(inv: Inventory, cl
     assert deploy.spec["revisionHistoryLimit"] == 10
     rss = [o for o in inv.children[deploy.uid] if o.kind == "ReplicaSet"]
     revisions = sorted(int(rs.annotations["deployment.kubernetes.io/revision"]) for rs in rss)
-    assert revisions == list(range(53, 63))
+    assert revisions == list(range(51, 63))  # 10 old ReplicaSets kept, plus revisions 61 and 62 both running
     assert all("kubernetes.io/change-cause" not in rs.annotations for rs in [*rss, deploy])
 
 
@@ -208,11 +210,9 @@ def test_registry_has_45_meaningless_tags_and_not_the_deployed_one(registry: Reg
     assert "phase2-mcp-logging-fix" not in repo.tags
     assert set(repo.tags) >= SEED_TAGS
     assert repo.tags["latest"].digest == repo.tags["fixed-final"].digest
-    assert all(t.revision is None and t.created is not None for t in repo.tags.values())
-    total = sum(t.size or 0 for t in repo.tags.values())
-    unique_layers = {d: s for t in repo.tags.values() for d, s in t.layers}
-    assert 60e9 < total < 70e9  # "45 tags × 1.5GB"
-    assert sum(unique_layers.values()) < total / 5  # layers are shared
+    assert all(t.revision is None and t.created is not None and t.size for t in repo.tags.values())
+    shared = set.intersection(*({d for d, _ in t.layers} for t in repo.tags.values()))
+    assert shared  # every tag is built on one base layer (tiny test images, not the seed's 1.5 GB)
     whisper = registry.repo(REGISTRY, "whisper")
     assert whisper is not None and len(whisper.tags) == 3
 
@@ -238,11 +238,10 @@ def test_demo_config_validates() -> None:
 
 
 def test_dashboard_restarted_598_times_on_429_probes(inv: Inventory, cluster: ClusterSource) -> None:
-    pod = live(cluster, "Pod", "homelab-dashboard-5946d57cdf-b7kwx")
+    [pod] = [p for p in inv.live("Pod") if p.labels.get("app") == "homelab-dashboard"]
     (status,) = pod.status["containerStatuses"]
     assert status["restartCount"] == 598
     assert status["lastState"]["terminated"]["exitCode"] == 137 and "running" in status["state"]
-    assert pod.metadata["creationTimestamp"] == "2025-11-12T09:57:01Z"  # five days before collection
     container = pod.spec["containers"][0]
     assert container["image"] == "ghcr.io/pesuga/homelab/homelab-dashboard:latest"
     assert container["imagePullPolicy"] == "Always"
@@ -252,14 +251,14 @@ def test_dashboard_restarted_598_times_on_429_probes(inv: Inventory, cluster: Cl
     assert unhealthy.keys() == {"Liveness probe failed: HTTP probe failed with statuscode: 429",
                                 "Readiness probe failed: HTTP probe failed with statuscode: 429"}
     assert min(unhealthy.values()) > 500
-    assert inv.events_for("Pod", "homelab", pod.name, "Killing")[0]["message"] == (
-        "Container homelab-dashboard failed liveness probe, will be restarted")
-    backoff = inv.events_for("Pod", "homelab", pod.name, "BackOff")
-    assert backoff[0]["message"].startswith("Back-off restarting failed container")
+    (killing,) = inv.events_for("Pod", "homelab", pod.name, "Killing")
+    assert killing["message"] == "Container homelab-dashboard failed liveness probe, will be restarted"
+    assert event_count(killing) == 598
 
 
-def test_working_pod_log_floods_with_otel_export_errors(cluster: ClusterSource) -> None:
-    lines = cluster.logs[("homelab", "family-assistant-backend-7748c945ff-n2kb7", "family-assistant")]
+def test_working_pod_log_floods_with_otel_export_errors(inv: Inventory, cluster: ClusterSource) -> None:
+    pod = pod_of(inv, "family-assistant-backend", "pesubuntu")
+    lines = cluster.logs[("homelab", pod.name, "family-assistant")]  # synthesized: see the manifest notes
     assert 250 <= len(lines) <= 350
     marker = ("Transient error StatusCode.UNAVAILABLE encountered while exporting traces to "
               "otel-collector.homelab.svc.cluster.local:4317, retrying in")
@@ -284,15 +283,17 @@ def test_both_hpas_target_missing_deployments(inv: Inventory, cluster: ClusterSo
         assert (able["status"], able["reason"]) == ("False", "FailedGetScale")
         (ev,) = inv.events_for("HorizontalPodAutoscaler", "homelab", name, "FailedGetScale")
         assert ev["type"] == "Warning" and ev["message"] == f'deployments.apps "{target}" not found'
-        assert 100 <= event_count(ev) < 1000
+        assert ev["source"]["component"] == "horizontal-pod-autoscaler"  # the real HPA controller
+        assert event_count(ev) >= 2
 
 
 def test_otel_collector_is_missing_and_nothing_is_scraped(inv: Inventory, cluster: ClusterSource) -> None:
     services = inv.service_names["homelab"]
     assert "otel-collector" not in services
     assert {"family-assistant-backend", "homelab-dashboard", "prometheus", "loki"} <= services
-    for kind in ("ServiceMonitor", "PodMonitor", "PrometheusRule"):
-        assert inv.listed(kind) and inv.live(kind) == []
+    for kind in ("ServiceMonitor", "PodMonitor", "PrometheusRule"):  # the Prometheus Operator is not installed
+        assert not inv.listed(kind) and inv.live(kind) == []
+        assert f"{kind}: API monitoring.coreos.com/v1 not installed" in cluster.notes
     healthy = {o.name: o for o in [*cluster.objects["Deployment"], *cluster.objects["StatefulSet"]]}
     for name in ("prometheus", "loki"):
         image = healthy[name].spec["template"]["spec"]["containers"][0]["image"]
@@ -306,12 +307,14 @@ def test_otel_collector_is_missing_and_nothing_is_scraped(inv: Inventory, cluste
 
 def test_secret_values_never_reach_the_loaded_data(cluster: ClusterSource, registry: RegistrySnapshot,
                                                    repo: RepoSource) -> None:
-    raw = (BUNDLE / "resources" / "secrets.json").read_text()
+    # The scenario's Secret family-assistant-db holds the canary; the collector lists no Secrets and
+    # redacts secret-looking env values, so no file of the bundle carries it, plain or base64.
     encoded = base64.b64encode(CANARY.encode()).decode()
-    assert encoded in raw  # the bundle on disk carries it, as a careless collector would
-    secret = live(cluster, "Secret", "family-assistant-secrets")
-    assert secret.raw["dataKeys"] == ["DATABASE_PASSWORD", "TELEGRAM_BOT_TOKEN"]
-    assert "data" not in secret.raw
+    assert not (BUNDLE / "resources" / "secrets.json").exists()
+    for path in BUNDLE.rglob("*"):
+        if path.is_file():
+            raw = path.read_text()
+            assert CANARY not in raw and encoded not in raw and "S3CR3T-CANARY" not in raw, path
     for text in (repr(cluster), repr(registry), repr(repo),
                  json.dumps([o.raw for objs in cluster.objects.values() for o in objs]),
                  json.dumps(cluster.events), json.dumps(list(cluster.logs.values()))):

@@ -38,7 +38,7 @@ def rollout_outcome(inv: Inventory, dep: K8sObject) -> bool | None:
 
 
 def restarts_per_day(inv: Inventory, workload: K8sObject) -> tuple[float, int]:
-    """Restarts per day over the pods' lifetimes, and the restart total."""
+    """Restarts per day over the pods' lifetimes (at least one day), and the restart total."""
     total = 0
     days = 0.0
     for pod in inv.pods_of(workload):
@@ -47,7 +47,8 @@ def restarts_per_day(inv: Inventory, workload: K8sObject) -> tuple[float, int]:
         total += restarts
         if start is not None:
             days = max(days, (inv.now - start).total_seconds() / 86400)
-    return (total / days if days > 0 else float(total)), total
+    # Younger than a day: what was observed is the floor of the daily count, never an extrapolation.
+    return total / max(days, 1.0), total
 
 
 def compute(inv: Inventory, findings: list[Finding], restart_target: float = 5.0,

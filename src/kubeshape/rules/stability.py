@@ -174,7 +174,7 @@ class _Restarts:
     @property
     def rate(self) -> float:
         """Restarts per day, as metrics.restarts_per_day counts them (total over the oldest pod's age)."""
-        return self.total / self.days if self.days > 0 else float(self.total)
+        return self.total / max(self.days, 1.0)  # a younger pod: the count so far, not an extrapolation
 
 
 def _collect_restarts(inv: Inventory, pods: list[K8sObject]) -> _Restarts:
@@ -209,11 +209,29 @@ def _collect_restarts(inv: Inventory, pods: list[K8sObject]) -> _Restarts:
     return r
 
 
+def _pace(n: int, seconds: float) -> str:
+    """How fast ``n`` restarts came, in the unit the window supports (no per-day figure from 46 seconds)."""
+    if n <= 0 or seconds <= 0:
+        return "no restarts"
+    if seconds >= 86400:
+        return f"≈{n / seconds * 3600:.2f}/h, {n / seconds * 86400:.1f}/day"
+    if seconds >= 3600:
+        return f"≈{n / seconds * 3600:.1f}/h"
+    return f"one every {seconds / n:.1f}s"
+
+
 def _pod_rate_line(name: str, n: int, age: timedelta | None) -> str:
     if age is None or age.total_seconds() <= 0:
         return f"{name}: {n} restarts"
-    hours = age.total_seconds() / 3600
-    return f"{name}: {n} restarts in {human_duration(age)} (≈{n / hours:.2f}/h, {n / hours * 24:.1f}/day)"
+    return f"{name}: {n} restarts in {human_duration(age)} ({_pace(n, age.total_seconds())})"
+
+
+def _rate_text(r: _Restarts) -> str:
+    """``, 119.6 per day`` over a window of a day or more; `` in 46s (one every 0.1s)`` for shorter ones."""
+    if r.days >= 1:
+        return f", {r.rate:.1f} per day"
+    seconds = r.days * 86400
+    return f" in {human_duration(timedelta(seconds=seconds))} ({_pace(r.total, seconds)})" if seconds > 0 else ""
 
 
 def _memory_limit(obj: K8sObject, container: str) -> str | None:
@@ -292,7 +310,7 @@ def restart_storm(ctx: Context) -> Iterator[Finding]:
         crashloop = _count(_pod_events(ctx.inv, pods, "BackOff", "back-off restarting failed container"))
         evidence = r.lines + ([f"… and {r.restarting - MAX_LISTED} more restarting pods"]
                               if r.restarting > MAX_LISTED else [])
-        evidence.append(f"workload: {r.total} restarts over {len(pods)} pod(s), {r.rate:.1f}/day "
+        evidence.append(f"workload: {r.total} restarts over {len(pods)} pod(s){_rate_text(r)} "
                         f"(threshold {th.restarts_per_day:g}/day)")
         if kills:
             evidence.append(f"{kills} 'Killing' events: container failed liveness probe, will be restarted")
@@ -304,7 +322,7 @@ def restart_storm(ctx: Context) -> Iterator[Finding]:
         pod, container = r.worst
         severe = th.restarts_per_day > 0 and r.rate >= 10 * th.restarts_per_day
         yield ctx.finding(
-            top, f"{_what(top)}: {r.total} container restarts, {r.rate:.1f} per day "
+            top, f"{_what(top)}: {r.total} container restarts{_rate_text(r)} "
                  f"(threshold {th.restarts_per_day:g}/day)",
             severity=Severity.ERROR if severe else Severity.WARNING, evidence=evidence, root_cause=cause,
             fix=f"{_describe_cmds(pod, container)}\n{cause_fix}", source="cluster",
