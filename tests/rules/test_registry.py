@@ -109,7 +109,7 @@ def test_ks402_lists_untraceable_tags_and_the_deployed_ones_to_retag_first() -> 
     assert EXAMPLE_TAG in f.fix and "kubeshape release" in f.fix
     assert "git rev-parse --short=7 HEAD" in f.fix
     assert "me-fixed (built from commit 3f2a9c1" in f.fix
-    assert "-20251004T080000Z.g3f2a9c1" in f.fix
+    assert "NEW=sha-3f2a9c1" in f.fix
     assert f"docker tag {HOST}/family-assistant:me-fixed {HOST}/family-assistant:$NEW" in f.fix
     assert f.data["deployed"] == ["me-fixed"]
 

@@ -6,7 +6,6 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC
 
 from kubeshape.config import Config
 from kubeshape.findings import Finding, ObjectRef, Severity
@@ -266,10 +265,7 @@ def _retag(repo: RegistryRepo, t: TagInfo, uses: set[str]) -> str:
         return (f"  {t.tag} (used by {users}): its commit is unknown -- rebuild it from the commit you "
                 f"run with `kubeshape release` and point the manifests at the new tag")
     sha = t.revision[:7]
-    new_tag = f"sha-{sha}"
-    if t.created:
-        when = t.created.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-        new_tag = f'"$(git describe --tags --abbrev=0 {sha} | sed \'s/^v//\')-{when}.g{sha}"'
+    new_tag = f"sha-{sha}"  # the scheme's name for an image known only by its commit
     return (f"  {t.tag} (built from commit {sha}; used by {users}):\n"
             f"    NEW={new_tag}\n"
             f"    docker pull {name}:{t.tag}\n"
@@ -282,7 +278,7 @@ def _scheme_fix(repo: RegistryRepo, cfg: Config, deployed: list[tuple[TagInfo, s
     name = _label(repo)
     if cfg.tag_pattern.search(EXAMPLE_TAG):
         how = (f"Tag every build with a tag that names its commit, e.g. {EXAMPLE_TAG} "
-               f"(<version>-<UTC time>.g<sha>):\n\n{_indent(TAG_RECIPE)}\n"
+               f"(<branch>-<sha7>-<unix commit time>, or X.Y.Z on a release tag):\n\n{_indent(TAG_RECIPE)}\n"
                f"  docker build -t {name}:$TAG . && docker push {name}:$TAG\n\n"
                "or let `kubeshape release` build, tag and push it that way.")
     else:
@@ -304,7 +300,7 @@ def meaningless_tags(ctx: Context) -> Iterator[Finding]:
 
     ## What it does
     Checks every tag of every snapshotted repository against `tag_scheme` in kubeshape.yaml (by default
-    SemVer or `<version>-<UTC time>.g<sha>`, `<branch>-<sha>-<unix time>`, `sha-<sha>`) and reports
+    SemVer, `<branch>-<sha7>-<unix time>`, `sha-<sha>`) and reports
     the repositories with tags that do not match, naming those that are deployed.
 
     ## Why is this bad?
@@ -317,8 +313,8 @@ def meaningless_tags(ctx: Context) -> Iterator[Finding]:
     ```
 
     ## Fix
-    Tag from git, e.g. `1.4.2-20251117T100000Z.gabc1234`, with `kubeshape release`; retag the deployed
-    untraceable tags first, then prune the rest.
+    Tag from git, e.g. `main-abc1234-1763373600` (or `1.4.2` on a release tag), with `kubeshape release`;
+    retag the deployed untraceable tags first, then prune the rest.
     """
     pattern = ctx.cfg.tag_pattern
     loaded = bool({"repo", "cluster"} & ctx.inv.sources)

@@ -1,0 +1,123 @@
+"""The git operations a release needs: HEAD's state, committing one file, reverting a commit."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from kubeshape.errors import InputError
+from kubeshape.release.tagging import GitState
+
+
+class GitError(InputError):
+    """A git command failed (its stderr's first line is in the message)."""
+
+
+def _first_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0] if lines else "no output"
+
+
+class GitRepo:
+    """One git work tree (``root`` is its top-level directory)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def discover(cls, path: Path) -> GitRepo:
+        """The work tree containing ``path``; raise GitError when there is none."""
+        if shutil.which("git") is None:
+            raise GitError("git is not installed: a release computes its tag from git")
+        start = path if path.is_dir() else path.parent
+        if not start.exists():
+            raise GitError(f"{path}: no such directory")
+        try:
+            top = _run(start, "rev-parse", "--show-toplevel")
+        except GitError:
+            raise GitError(f"{path}: not inside a git work tree (a release tag names a commit)") from None
+        return cls(Path(top.strip()))
+
+    def git(self, *args: str) -> str:
+        return _run(self.root, *args)
+
+    def state(self) -> GitState:
+        """HEAD's SHA, branch, commit time, tags and the dirty files."""
+        try:
+            sha = self.git("rev-parse", "--verify", "HEAD^{commit}").strip()
+        except GitError:
+            raise GitError(f"{self.root}: the repository has no commit yet") from None
+        branch = self.git("rev-parse", "--abbrev-ref", "HEAD").strip()
+        if branch == "HEAD":  # detached: CI checkouts name the branch in the environment
+            branch = next((os.environ[v] for v in ("GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME")
+                           if os.environ.get(v)), "")
+        commit_time = int(self.git("log", "-1", "--format=%ct", "HEAD").strip())
+        tags = tuple(self.git("tag", "--points-at", "HEAD").split())
+        return GitState(sha, branch or None, commit_time, tags, tuple(self.dirty_files()))
+
+    def dirty_files(self, *paths: Path) -> list[str]:
+        """Changed, staged or untracked files (``.gitignore`` respected), optionally only under ``paths``."""
+        args = ["status", "--porcelain=v1", "-z", "--untracked-files=all"]
+        if paths:
+            args += ["--", *(self.rel(p) for p in paths)]
+        out = self.git(*args)
+        entries = [e for e in out.split("\0") if e]
+        files: list[str] = []
+        skip = False
+        for entry in entries:
+            if skip:  # the source path of a rename
+                skip = False
+                continue
+            files.append(entry[3:])
+            skip = entry[0] in "RC"
+        return files
+
+    def rel(self, path: Path) -> str:
+        """``path`` relative to the work tree, as git names it."""
+        try:
+            return path.resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            raise GitError(f"{path} is not inside the git work tree {self.root}") from None
+
+    def remote_url(self) -> str | None:
+        """``origin``'s URL without credentials, for the image's source label."""
+        try:
+            url = self.git("remote", "get-url", "origin").strip()
+        except GitError:
+            return None
+        return re.sub(r"^(\w+://)[^@/]*@", r"\1", url) or None
+
+    def commit_file(self, path: Path, message: str) -> str:
+        """Commit ``path`` alone (other staged changes stay staged); returns the new HEAD SHA."""
+        rel = self.rel(path)
+        self.git("add", "--", rel)
+        self.git("commit", "--quiet", "-m", message, "--only", "--", rel)
+        return self.git("rev-parse", "HEAD").strip()
+
+    def revert(self, sha: str, message: str) -> str:
+        """A commit undoing ``sha`` with ``message``; returns its SHA."""
+        try:
+            self.git("revert", "--no-commit", sha)
+        except GitError:
+            _run(self.root, "revert", "--abort", check=False)
+            raise
+        self.git("commit", "--quiet", "-m", message)
+        return self.git("rev-parse", "HEAD").strip()
+
+    def head(self) -> str:
+        return self.git("rev-parse", "HEAD").strip()
+
+
+def _run(cwd: Path, *args: str, check: bool = True) -> str:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    try:
+        proc = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, timeout=120,
+                              check=False, env=env)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise GitError(f"git {args[0]}: {exc}") from None
+    if check and proc.returncode != 0:
+        raise GitError(f"git {' '.join(args[:2])} failed in {cwd}: {_first_line(proc.stderr or proc.stdout)}")
+    return proc.stdout
