@@ -80,7 +80,7 @@ class Retention(_Strict):
     """How many tags a repository keeps; tags in use and each workload's last known good are always kept."""
 
     repository: str = "*"  # glob over ``host/name`` or ``name``
-    keep_last: int = Field(10, ge=0)
+    keep_last: int = Field(10, ge=0)  # newest images (distinct digests); every tag of a kept image stays
     keep_tags: list[str] = Field(default_factory=list)  # regexes of tags never pruned (releases, ...)
     keep_days: int = Field(0, ge=0)  # keep anything younger than this
 

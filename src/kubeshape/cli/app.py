@@ -15,7 +15,7 @@ from rich.console import Console
 
 from kubeshape import __version__
 from kubeshape.analysis import Selection, analyse
-from kubeshape.cli import release_cmd
+from kubeshape.cli import registry_cmd, release_cmd
 from kubeshape.cli.live import LiveOptions, collect_live, merge_reports, read_live, snapshot_registries
 from kubeshape.config import Config, load_config
 from kubeshape.errors import EXIT_CLEAN, EXIT_FINDINGS, EXIT_INPUT, InputError, KubeshapeError
@@ -327,6 +327,7 @@ def rbac(namespace: Annotated[str, typer.Option("--namespace", "-n", help="Names
     typer.echo(render(namespace), nl=False)
 
 
+app.add_typer(registry_cmd.app, name="registry")
 app.command("release")(release_cmd.release)
 app.command("history")(release_cmd.history)
 

@@ -30,7 +30,8 @@ TAG_RECIPE = (
 )
 GC_NOTE = ("Deleting tags frees no disk space by itself: space comes back only after the registry's "
            "garbage-collect (offline: stop the registry or make it read-only first), e.g. "
-           "`registry garbage-collect --dry-run /etc/docker/registry/config.yml`, then without --dry-run.")
+           "`registry garbage-collect --delete-untagged --dry-run /etc/docker/registry/config.yml`, "
+           "then without --dry-run.")
 PULL_FAILURES = ("ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull")
 HEX_SHA = re.compile(r"[0-9a-f]{7,40}")
 
@@ -199,9 +200,9 @@ def _prune_fix(repo: RegistryRepo, keep: int) -> str:
         f"    - repository: {name}\n"
         f"      keep_last: {keep}\n"
         f"      keep_tags: ['^v?\\d+\\.\\d+\\.\\d+$']\n\n"
-        f"Preview what would go, then prune:\n\n"
-        f"  kubeshape registry prune --repository {name} --dry-run\n"
-        f"  kubeshape registry prune --repository {name}\n\n"
+        f"Preview what would go, then prune (usage from your repo and cluster keeps deployed tags safe):\n\n"
+        f"  kubeshape registry prune --repository {name} --repo . --kubeconfig ~/.kube/config\n"
+        f"  kubeshape registry prune --repository {name} --repo . --kubeconfig ~/.kube/config --apply\n\n"
         f"{GC_NOTE}"
     )
 
