@@ -77,7 +77,8 @@ def test_ks401_reports_the_seed_45_tags_with_ages_and_prune_fix() -> None:
     assert "oldest: latest, created 2025-10-01T08:00:00Z (47d2h ago)" in text
     assert "newest: wip-3, created 2025-10-28T08:00:00Z (20d2h ago)" in text
     assert "(+37 more)" in text
-    assert f"kubeshape registry prune --repository {HOST}/family-assistant --dry-run" in f.fix
+    assert f"kubeshape registry prune --repository {HOST}/family-assistant --repo . --kubeconfig" in f.fix
+    assert f.fix.count("--apply") == 1
     assert f"repository: {HOST}/family-assistant" in f.fix and "keep_last: 10" in f.fix
     assert "garbage-collect" in f.fix
 
