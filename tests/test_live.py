@@ -160,3 +160,23 @@ def test_missing_permission_is_a_blind_spot_not_a_crash(homelab: Homelab, tmp_pa
     report = doctor_json(homelab, kubeconfig=kubeconfig)
     assert any(b.startswith("Event: forbidden") for b in report["blindSpots"])
     assert {f["family"] for f in report["findings"]} >= {1, 6}
+
+
+def test_all_contexts_gives_one_report_naming_each_cluster(homelab: Homelab, tmp_path: Path) -> None:
+    import yaml
+
+    config = yaml.safe_load(homelab.cluster.kubeconfig.read_text())
+    [ctx] = config["contexts"]
+    config["contexts"] = [{"name": name, "context": ctx["context"]} for name in ("lab-a", "lab-b")]
+    config["current-context"] = "lab-a"
+    kubeconfig = tmp_path / "two.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    proc = ks("doctor", "--kubeconfig", str(kubeconfig), "--all-contexts", "-o", "json", "--select", "KS6xx")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1, proc.stderr
+    clusters = {f["data"]["cluster"] for f in report["findings"]}
+    assert clusters == {"lab-a", "lab-b"}
+    assert {"cluster lab-a", "cluster lab-b"} <= set(report["sources"])
+    per_cluster = [f for f in report["findings"] if f["data"]["cluster"] == "lab-a"]
+    assert {f["object"]["name"] for f in per_cluster if f["rule"] == "KS601"} == {"family-assistant-enhanced-hpa",
+                                                                                  "whisper-hpa"}
