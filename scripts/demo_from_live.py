@@ -36,7 +36,7 @@ from kubeshape.sources.bundle_writer import bundle_members, write_bundle  # noqa
 from kubeshape.sources.live import Collection, collect, connect  # noqa: E402
 from testbed.cluster import Cluster, start_cluster  # noqa: E402
 from testbed.registry import start_registry  # noqa: E402
-from testbed.scenarios.loader import Scenario, load  # noqa: E402
+from testbed.scenarios.loader import Scenario, load, wait_for  # noqa: E402
 
 DEFAULT_OUT = ROOT / "src" / "kubeshape" / "demo" / "bundle"
 HOMELAB_REGISTRY = "100.81.76.55:30500"
@@ -51,15 +51,6 @@ LOG_NOTE = ("logs: synthesized -- the simulated kubelet (kwok) serves no contain
 
 
 # -- waiting for the seed's numbers -----------------------------------------------------------------------
-
-
-def _wait(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(1)
-    raise TimeoutError(f"{what} not reached after {timeout:.0f}s")
 
 
 def _pods(cluster: Cluster, ns: str, app: str) -> list[dict[str, Any]]:
@@ -86,7 +77,7 @@ def wait_for_seed_scale(cluster: Cluster, scenario: Scenario, timeout: float = 6
         last[0] = n
         return n >= target
 
-    _wait(done, timeout, f"dashboard restartCount {target}")
+    wait_for(done, timeout, f"dashboard restartCount {target}", interval=1)
     time.sleep(3)  # let the last Killing/Unhealthy events and a few more HPA syncs land
 
 

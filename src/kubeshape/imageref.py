@@ -23,7 +23,9 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["DEFAULT_REGISTRY", "MAX_NAME_LENGTH", "ImageRef", "InvalidReference", "is_valid_tag", "parse"]
+__all__ = [
+    "DEFAULT_REGISTRY", "MAX_NAME_LENGTH", "ImageRef", "InvalidReference", "is_valid_tag", "parse", "parse_or_none",
+]
 
 DEFAULT_REGISTRY = "docker.io"
 MAX_NAME_LENGTH = 255
@@ -126,6 +128,14 @@ class ImageRef:
         if self.digest is not None:
             text += "@" + self.digest
         return text
+
+
+def parse_or_none(ref: str) -> ImageRef | None:
+    """``parse(ref)``, or None for a reference that does not follow the grammar."""
+    try:
+        return parse(ref)
+    except InvalidReference:
+        return None
 
 
 def is_valid_tag(tag: str) -> bool:

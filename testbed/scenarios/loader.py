@@ -92,12 +92,13 @@ def push_images(scenario: Scenario, registry_host: str, now: datetime) -> dict[s
     return out
 
 
-def _wait(check: Any, timeout: float, what: str) -> None:
+def wait_for(check: Any, timeout: float, what: str, interval: float = 0.3) -> None:
+    """Poll ``check`` until it is true; TimeoutError naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
-        time.sleep(0.3)
+        time.sleep(interval)
     raise TimeoutError(f"scenario: {what} not reached after {timeout:.0f}s")
 
 
@@ -127,17 +128,21 @@ def play_rollouts(cluster: Cluster, scenario: Scenario) -> None:
     history = [f"{host}/family-assistant:{tags[i % len(tags)]}" for i in range(spec["revisions"] - 3)]
     for image in history:  # revisions 2 .. N-2
         set_image(cluster, ns, name, container, image)
-        _wait(lambda: _deployment(cluster, ns, name)["metadata"].get("generation", 0)
-              == _deployment(cluster, ns, name).get("status", {}).get("observedGeneration"), 30, "observed")
+        wait_for(lambda: _observed(_deployment(cluster, ns, name)), 30, f"{name} change observed")
     cordon(cluster, nodes[1], True)  # revision N-1 runs on the first node only
     set_image(cluster, ns, name, container, spec["good"])
-    _wait(lambda: _rollout_complete(_deployment(cluster, ns, name)), 60, f"{name} revision N-1 available")
+    wait_for(lambda: _rollout_complete(_deployment(cluster, ns, name)), 60, f"{name} revision N-1 available")
     cordon(cluster, nodes[1], False)
     cordon(cluster, nodes[0], True)  # the broken revision can only land on the second node
     set_image(cluster, ns, name, container, spec["broken"])
-    _wait(lambda: any(_waiting(p) == "ImagePullBackOff" for p in _pods(cluster, ns, f"app={name}")), 60,
+    wait_for(lambda: any(_waiting(p) == "ImagePullBackOff" for p in _pods(cluster, ns, f"app={name}")), 60,
           f"{name} ImagePullBackOff")
     cordon(cluster, nodes[0], False)
+
+
+def _observed(dep: dict[str, Any]) -> bool:
+    """The controller has seen the latest change (one GET per poll, not two)."""
+    return bool(dep["metadata"].get("generation", 0) == (dep.get("status") or {}).get("observedGeneration"))
 
 
 def _waiting(pod: dict[str, Any]) -> str:
@@ -179,7 +184,7 @@ def load(cluster: Cluster, registry_host: str, name: str = "homelab", *, wait: b
     for obj in scenario.objects:
         apply(cluster, obj)
     ns = scenario.namespace
-    _wait(lambda: _rollout_complete(_deployment(cluster, ns, scenario.spec["rollout"]["deployment"])), 60,
+    wait_for(lambda: _rollout_complete(_deployment(cluster, ns, scenario.spec["rollout"]["deployment"])), 60,
           "first rollout")
     play_rollouts(cluster, scenario)
     if wait:
@@ -204,4 +209,4 @@ def wait_for_symptoms(cluster: Cluster, scenario: Scenario, timeout: float = 90)
         return bool(failed_get_scale >= {"family-assistant-enhanced-hpa", "whisper-hpa"} and unhealthy_429
                     and deadline)
 
-    _wait(ready, timeout, "FailedGetScale on both HPAs, 429 probe failures and the progress deadline")
+    wait_for(ready, timeout, "FailedGetScale on both HPAs, 429 probe failures and the progress deadline")

@@ -18,7 +18,7 @@ from kubeshape.config import Config, Retention
 from kubeshape.inventory import RegistryRepo, TagInfo
 from kubeshape.registry.client import RegistryClient
 from kubeshape.registry.errors import ManifestNotFound, RegistryError
-from kubeshape.rules.registry import reclaimable
+from kubeshape.usage import reclaimable
 
 GC_COMMAND = "registry garbage-collect --delete-untagged /etc/docker/registry/config.yml"
 

@@ -8,8 +8,8 @@ from typing import Any
 from kubeshape.actions.prune import GC_COMMAND, ApplyResult, Outcome, PrunePlan, RepoPlan
 from kubeshape.actions.retention import Decision
 from kubeshape.registry.models import format_created
-from kubeshape.rules.registry import human_bytes
 from kubeshape.timeutil import format_time
+from kubeshape.usage import human_bytes
 
 GC_STEPS = [
     "Deleting tags frees no disk space by itself. Reclaim it with the registry's garbage-collect, with the",

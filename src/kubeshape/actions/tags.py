@@ -14,8 +14,8 @@ from kubeshape.engine import run
 from kubeshape.findings import Finding
 from kubeshape.inventory import Inventory, TagInfo
 from kubeshape.registry.models import format_created
-from kubeshape.rules.registry import human_bytes
 from kubeshape.timeutil import format_time
+from kubeshape.usage import human_bytes
 
 EVIDENCE_LINES = 4
 

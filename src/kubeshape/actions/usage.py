@@ -1,6 +1,6 @@
 """Which registry tags the cluster and the repo use, and each Deployment's last known good image.
 
-Tag and digest references come from the registry rules' index (``rules.registry._registry_uses``: repo
+Tag and digest references come from the registry rules' index (``kubeshape.usage.registry_uses``: repo
 workloads, live workloads, ReplicaSets with replicas, pods and the digests they run), so ``registry tags``,
 ``registry prune`` and KS403 agree. On top of it, prune is conservative: an unqualified reference
 (``family-assistant:x``) also counts for every snapshotted repository with that name.
@@ -12,10 +12,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from kubeshape.config import Config
-from kubeshape.imageref import ImageRef
+from kubeshape.imageref import ImageRef, parse_or_none
 from kubeshape.inventory import Inventory, K8sObject, RegistrySnapshot, TagInfo, containers
-from kubeshape.rules._common import parse_or_none
-from kubeshape.rules.registry import _image_uses, _registry_uses
+from kubeshape.usage import image_uses, registry_uses
 
 REVISION = "deployment.kubernetes.io/revision"
 # Kinds whose images decide usage: a cluster source that could not list one of them hides references.
@@ -146,13 +145,13 @@ def compute_usage(inv: Inventory, cfg: Config) -> Usage:
     usage.gaps = _gaps(inv)
     if snap is None:
         return usage
-    for key, uses in _registry_uses(inv, cfg).items():
+    for key, uses in registry_uses(inv, cfg).items():
         repo = usage.repos.setdefault(key, RepoUsage())
         for tag, where in uses.tags.items():
             repo.tags[tag] |= where
         for digest, where in uses.digests.items():
             repo.digests[digest] |= where
-    for use in _image_uses(inv):
+    for use in image_uses(inv):
         if use.ref.domain is not None:
             continue
         for key in repo_keys(use.ref, snap):

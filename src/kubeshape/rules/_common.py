@@ -6,17 +6,10 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from kubeshape.config import Config
-from kubeshape.imageref import ImageRef, InvalidReference, parse
+from kubeshape.imageref import ImageRef, parse_or_none
 from kubeshape.inventory import Container, Inventory, K8sObject, containers
 
 SYSTEM_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease", "local-path-storage"}
-
-
-def parse_or_none(image: str) -> ImageRef | None:
-    try:
-        return parse(image)
-    except InvalidReference:
-        return None
 
 
 def image_key(ref: ImageRef) -> str:

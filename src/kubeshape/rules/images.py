@@ -8,14 +8,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from kubeshape.findings import Finding, Severity
-from kubeshape.imageref import InvalidReference, parse
+from kubeshape.imageref import InvalidReference, parse, parse_or_none
 from kubeshape.inventory import Container, Inventory, K8sObject, containers, event_count
 from kubeshape.metrics import PULL_FAILURES
 from kubeshape.rules._common import (
     dedupe_key,
     kubectl_set_image,
     node_images,
-    parse_or_none,
     private_registry_for,
     set_image_patch,
     workload_containers,

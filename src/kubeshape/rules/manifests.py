@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from kubeshape.findings import Finding, Severity
+from kubeshape.imageref import parse_or_none
 from kubeshape.inventory import K8sObject, containers
-from kubeshape.rules._common import SYSTEM_NAMESPACES, parse_or_none
+from kubeshape.rules._common import SYSTEM_NAMESPACES
 from kubeshape.rules.base import Context, rule
 from kubeshape.timeutil import format_time, parse_time
 

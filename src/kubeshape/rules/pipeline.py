@@ -7,9 +7,9 @@ import re
 from collections.abc import Iterator
 
 from kubeshape.findings import Finding, Severity
-from kubeshape.imageref import ImageRef
+from kubeshape.imageref import ImageRef, parse_or_none
 from kubeshape.inventory import Inventory, containers
-from kubeshape.rules._common import dedupe_key, parse_or_none, workload_containers
+from kubeshape.rules._common import dedupe_key, workload_containers
 from kubeshape.rules.base import Context, rule
 
 _SHA_TOKEN = re.compile(r"(?:^|[^0-9a-f])g?([0-9a-f]{7,40})(?:$|[^0-9a-f])")

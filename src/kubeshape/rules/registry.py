@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from kubeshape.config import Config
 from kubeshape.findings import Finding, ObjectRef, Severity
-from kubeshape.imageref import ImageRef
-from kubeshape.inventory import Inventory, K8sObject, RegistryRepo, RegistrySnapshot, TagInfo, containers
-from kubeshape.rules._common import parse_or_none
+from kubeshape.imageref import ImageRef, parse_or_none
+from kubeshape.inventory import Inventory, RegistryRepo, RegistrySnapshot, TagInfo, containers
 from kubeshape.rules.base import Context, rule
 from kubeshape.timeutil import format_time, human_duration
+from kubeshape.usage import ImageUse, RepoUses, human_bytes, image_uses, reclaimable, registry_uses
 
 SAMPLE = 8
 # An example of the default tag scheme (config.DEFAULT_TAG_SCHEME, docs/tag-scheme.md): a commit without a
@@ -34,16 +34,6 @@ GC_NOTE = ("Deleting tags frees no disk space by itself: space comes back only a
            "then without --dry-run.")
 PULL_FAILURES = ("ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull")
 HEX_SHA = re.compile(r"[0-9a-f]{7,40}")
-
-
-def human_bytes(n: int) -> str:
-    """``512 B``, ``3.4 MiB``, ``12.3 GiB``."""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024:
-            return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
 
 
 def _sample(items: list[str], n: int = SAMPLE) -> str:
@@ -75,108 +65,6 @@ def _repo_ref(repo: RegistryRepo) -> ObjectRef:
 
 
 # -- who references which image -------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Use:
-    """One image reference: by a container of ``obj`` (a repo or a live workload)."""
-
-    ref: ImageRef
-    obj: K8sObject
-    container: str
-    path: str  # field path of the image in ``obj``; empty when seen on a pod ``obj`` owns
-
-    @property
-    def where(self) -> str:
-        return f"{self.obj.ref} in {self.obj.file}" if self.obj.file else f"{self.obj.ref} (live)"
-
-
-def _image_uses(inv: Inventory) -> Iterator[_Use]:
-    """Every image that a repo workload, a live workload or a running pod references."""
-    for o in inv.repo_workloads:
-        yield from _container_uses(o, o)
-    for o in inv.live_workloads:
-        yield from _container_uses(o, o)
-    for rs in inv.live("ReplicaSet"):
-        if rs.metadata.get("ownerReferences") and int(rs.spec.get("replicas", 1) or 0) > 0:
-            yield from _container_uses(rs, inv.top_workload(rs))
-    for pod in inv.live("Pod"):
-        top = inv.top_workload(pod)
-        if pod.metadata.get("ownerReferences"):
-            yield from _container_uses(pod, top)
-        yield from _pulled_digests(pod, top)
-
-
-def _container_uses(obj: K8sObject, owner: K8sObject) -> Iterator[_Use]:
-    """Images of ``obj``'s containers, attributed to ``owner``; ``path`` only when ``owner`` holds them."""
-    for c in containers(obj):
-        ref = parse_or_none(c.image)
-        if ref is not None:
-            yield _Use(ref, owner, c.name, f"{c.path}.image" if obj is owner else "")
-
-
-def _pulled_digests(pod: K8sObject, owner: K8sObject) -> Iterator[_Use]:
-    """The repo digests a pod's containers actually run (``status.containerStatuses[].imageID``)."""
-    for key in ("initContainerStatuses", "containerStatuses"):
-        for st in pod.status.get(key) or []:
-            image_id = str(st.get("imageID") or "")
-            ref = parse_or_none(image_id.partition("://")[2] or image_id)
-            if ref is not None and ref.digest:
-                yield _Use(ref, owner, str(st.get("name") or ""), "")
-
-
-@dataclass(slots=True)
-class _RepoUses:
-    """References to one registry repository, by tag and by digest, with where they come from."""
-
-    tags: dict[str, set[str]] = field(default_factory=dict)
-    digests: dict[str, set[str]] = field(default_factory=dict)
-
-    def add(self, ref: ImageRef, where: str) -> None:
-        if ref.digest:
-            self.digests.setdefault(ref.digest, set()).add(where)
-        tag = ref.effective_tag
-        if tag:
-            self.tags.setdefault(tag, set()).add(where)
-
-    def of(self, t: TagInfo) -> set[str]:
-        """Where ``t`` is used, by its tag or by its digest."""
-        return self.tags.get(t.tag, set()) | (self.digests.get(t.digest, set()) if t.digest else set())
-
-
-def _repo_keys(ref: ImageRef, snap: RegistrySnapshot,
-               private_by_name: dict[str, list[tuple[str, str]]]) -> list[tuple[str, str]]:
-    """The snapshotted repositories ``ref`` points at; an unqualified name maps to a private
-    registry's repository only when exactly one private registry has it."""
-    domain, _, path = ref.normalized_name.partition("/")
-    keys = {(domain, path)}
-    if ref.domain is not None:
-        keys.add((ref.domain, ref.path))
-    found = [k for k in keys if k in snap.repos]
-    if ref.domain is None and not found and len(private_by_name.get(ref.path, [])) == 1:
-        found = private_by_name[ref.path]
-    return found
-
-
-def _registry_uses(inv: Inventory, cfg: Config) -> dict[tuple[str, str], _RepoUses]:
-    """References per snapshotted repository (host, name); built once per inventory."""
-    return inv.memo("registry.registry_uses", lambda: _build_registry_uses(inv, cfg))
-
-
-def _build_registry_uses(inv: Inventory, cfg: Config) -> dict[tuple[str, str], _RepoUses]:
-    snap = inv.registry
-    out: dict[tuple[str, str], _RepoUses] = defaultdict(_RepoUses)
-    if snap is None:
-        return out
-    private = set(cfg.registries.private)
-    private_by_name: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for host, name in snap.repos:
-        if host in private:
-            private_by_name[name].append((host, name))
-    for use in _image_uses(inv):
-        for key in _repo_keys(use.ref, snap, private_by_name):
-            out[key].add(use.ref, use.where)
-    return out
 
 
 def _checked_against(inv: Inventory) -> str:
@@ -319,12 +207,12 @@ def meaningless_tags(ctx: Context) -> Iterator[Finding]:
     """
     pattern = ctx.cfg.tag_pattern
     loaded = bool({"repo", "cluster"} & ctx.inv.sources)
-    uses = _registry_uses(ctx.inv, ctx.cfg) if loaded else {}
+    uses = registry_uses(ctx.inv, ctx.cfg) if loaded else {}
     for repo in _repos(ctx.inv):
         bad = [t for t in _by_age(repo) if not pattern.search(t.tag)]
         if not bad:
             continue
-        repo_uses = uses.get((repo.host, repo.name), _RepoUses())
+        repo_uses = uses.get((repo.host, repo.name), RepoUses())
         deployed = [(t, w) for t in bad if (w := repo_uses.of(t))]
         evidence = [f"{len(bad)} of {len(repo.tags)} tags of {_label(repo)} do not match the configured "
                     "tag_scheme", f"examples: {_sample([t.tag for t in bad])}"]
@@ -341,31 +229,6 @@ def meaningless_tags(ctx: Context) -> Iterator[Finding]:
 
 
 # -- KS403 ------------------------------------------------------------------------
-
-
-def _digest_key(t: TagInfo) -> str:
-    return t.digest or f"tag:{t.tag}"
-
-
-def reclaimable(unused: Iterable[TagInfo], kept: Iterable[TagInfo]) -> tuple[int, int]:
-    """Bytes (and layer blobs) that deleting ``unused`` frees: unique blobs not used by a kept image.
-
-    An image without layer data counts with its own size, once per digest.
-    """
-    kept = list(kept)
-    kept_digests = {_digest_key(t) for t in kept}
-    kept_blobs = {d for t in kept for d, _ in t.layers}
-    blobs: dict[str, int] = {}
-    whole: dict[str, int] = {}
-    for t in unused:
-        key = _digest_key(t)
-        if key in kept_digests:
-            continue
-        if t.layers:
-            blobs.update((d, size) for d, size in t.layers if d not in kept_blobs)
-        elif t.size:
-            whole[key] = t.size
-    return sum(blobs.values()) + sum(whole.values()), len(blobs)
 
 
 @rule("KS403", "unused-tags", severity=Severity.INFO, requires=("registry",))
@@ -394,10 +257,10 @@ def unused_tags(ctx: Context) -> Iterator[Finding]:
     """
     if not {"repo", "cluster"} & ctx.inv.sources:
         return
-    uses = _registry_uses(ctx.inv, ctx.cfg)
+    uses = registry_uses(ctx.inv, ctx.cfg)
     checked = _checked_against(ctx.inv)
     for repo in _repos(ctx.inv):
-        repo_uses = uses.get((repo.host, repo.name), _RepoUses())
+        repo_uses = uses.get((repo.host, repo.name), RepoUses())
         tags = _by_age(repo)
         kept = [t for t in tags if repo_uses.of(t)]
         unused = [t for t in tags if not repo_uses.of(t)]
@@ -481,16 +344,16 @@ def _local_images(inv: Inventory, cfg: Config) -> list[_LocalImage]:
     return [found[k] for k in sorted(found)]
 
 
-def _workload_uses(inv: Inventory) -> dict[tuple[str, str], list[_Use]]:
+def _workload_uses(inv: Inventory) -> dict[tuple[str, str], list[ImageUse]]:
     """Image uses by (normalized name, tag); built once per inventory."""
     return inv.memo("registry.workload_uses", lambda: _build_workload_uses(inv))
 
 
-def _build_workload_uses(inv: Inventory) -> dict[tuple[str, str], list[_Use]]:
+def _build_workload_uses(inv: Inventory) -> dict[tuple[str, str], list[ImageUse]]:
     """Image uses by (normalized name, tag), one per workload container (and per pod of an unseen owner)."""
-    out: dict[tuple[str, str], list[_Use]] = defaultdict(list)
+    out: dict[tuple[str, str], list[ImageUse]] = defaultdict(list)
     seen: set[tuple[str, str, str, str, str]] = set()
-    for use in _image_uses(inv):
+    for use in image_uses(inv):
         tag = use.ref.effective_tag
         key = (use.where, use.container, use.path, use.ref.normalized_name, tag or "")
         if tag and key not in seen:
@@ -514,7 +377,7 @@ def _pull_failures(inv: Inventory) -> dict[tuple[str, str], list[str]]:
     return out
 
 
-def _file_edits(inv: Inventory, use: _Use, target: str) -> dict[tuple[str, int], str]:
+def _file_edits(inv: Inventory, use: ImageUse, target: str) -> dict[tuple[str, int], str]:
     """Lines to change in the repo: the use's own file, or the files defining the live workload."""
     copies = [use.obj] if use.obj.file else inv.repo_by_key.get(use.obj.key, [])
     edits: dict[tuple[str, int], str] = {}
@@ -527,7 +390,7 @@ def _file_edits(inv: Inventory, use: _Use, target: str) -> dict[tuple[str, int],
     return edits
 
 
-def _update_steps(inv: Inventory, uses: list[_Use], target: str) -> list[str]:
+def _update_steps(inv: Inventory, uses: list[ImageUse], target: str) -> list[str]:
     """Edit the manifests (and apply), or ``kubectl set image`` a live workload no file defines."""
     edits: dict[tuple[str, int], str] = {}
     commands: set[str] = set()
@@ -548,7 +411,7 @@ def _update_steps(inv: Inventory, uses: list[_Use], target: str) -> list[str]:
     return steps + sorted(commands)
 
 
-def _push_fix(inv: Inventory, img: _LocalImage, uses: list[_Use]) -> str:
+def _push_fix(inv: Inventory, img: _LocalImage, uses: list[ImageUse]) -> str:
     nodes = ", ".join(sorted(img.nodes))
     commands = [f"docker tag {img.local_name} {img.target}"] if img.local_name != img.target else []
     commands.append(f"docker push {img.target}")
@@ -603,7 +466,7 @@ def _node_lines(img: _LocalImage) -> list[str]:
             for node, size in sorted(img.nodes.items())]
 
 
-def _local_finding(ctx: Context, img: _LocalImage, uses: list[_Use], failures: list[str]) -> Finding:
+def _local_finding(ctx: Context, img: _LocalImage, uses: list[ImageUse], failures: list[str]) -> Finding:
     nodes = ", ".join(sorted(img.nodes))
     evidence = [*_node_lines(img), f"{_label(img.repo)} has {len(img.repo.tags)} tags, not {img.tag}",
                 "no node records a repo digest for it: it was built or loaded there, never pulled"]
