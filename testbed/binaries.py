@@ -19,7 +19,7 @@ def versions() -> dict[str, str]:
     """Component → version, as pinned in build.sh (environment overrides honoured)."""
     text = BUILD.read_text()
     out = {}
-    for name in ("ETCD", "KUBERNETES", "KWOK", "REGISTRY"):
+    for name in ("ETCD", "KUBERNETES", "KWOK", "REGISTRY", "HELM"):
         m = re.search(rf"^{name}_VERSION=\$\{{KUBESHAPE_{name}_VERSION:-([^}}]+)\}}", text, re.M)
         assert m, f"build.sh lacks {name}_VERSION"
         out[name.lower()] = os.environ.get(f"KUBESHAPE_{name}_VERSION", m.group(1))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the Go binaries of kubeshape's test bed from Go modules, cached by version.
 #
-#   testbed/build.sh [COMPONENT...]     COMPONENT: etcd kubernetes kwok registry (default: all)
+#   testbed/build.sh [COMPONENT...]     COMPONENT: etcd kubernetes kwok registry helm (default: all)
 #
 # Each component is built from its own Go module under testbed/go/<name>/ into
 #   ${KUBESHAPE_TESTBED_CACHE:-~/.cache/kubeshape-testbed}/<component>-<version>/
@@ -15,6 +15,7 @@ ETCD_VERSION=${KUBESHAPE_ETCD_VERSION:-v3.6.16}
 KUBERNETES_VERSION=${KUBESHAPE_KUBERNETES_VERSION:-v1.34.12}
 KWOK_VERSION=${KUBESHAPE_KWOK_VERSION:-v0.8.0}
 REGISTRY_VERSION=${KUBESHAPE_REGISTRY_VERSION:-v3.1.2}
+HELM_VERSION=${KUBESHAPE_HELM_VERSION:-v3.17.3}
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${KUBESHAPE_TESTBED_CACHE:-$HOME/.cache/kubeshape-testbed}
@@ -106,13 +107,19 @@ build_registry() {
     "registry=github.com/distribution/distribution/v3/cmd/registry"
 }
 
+build_helm() {
+  build helm "$HELM_VERSION" helm.sh/helm/v3 \
+    "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm=helm.sh/helm/v3/cmd/helm"
+}
+
 components=("$@")
-[[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kwok registry)
+[[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kwok registry helm)
 total=$SECONDS
 for c in "${components[@]}"; do
   case $c in
-    etcd|kubernetes|kwok|registry) "build_$c" ;;
-    *) die "unknown component '$c' (want: etcd kubernetes kwok registry)" ;;
+    etcd|kubernetes|kwok|registry|helm) "build_$c" ;;
+    *) die "unknown component '$c' (want: etcd kubernetes kwok registry helm)" ;;
   esac
 done
 log "done in $((SECONDS - total))s: ${components[*]} (cache $CACHE)"

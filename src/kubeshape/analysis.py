@@ -24,7 +24,8 @@ class Selection:
 def describe_sources(inv: Inventory) -> dict[str, str]:
     out: dict[str, str] = {}
     if inv.repo is not None:
-        out["repo"] = f"{inv.repo.root} ({len(inv.repo.yaml_files)} YAML files, {len(inv.repo.objects)} objects)"
+        roots = f", {inv.repo.roots} render roots" if inv.repo.roots > 1 else ""
+        out["repo"] = f"{inv.repo.root} ({len(inv.repo.yaml_files)} YAML files, {len(inv.repo.objects)} objects{roots})"
     if inv.cluster is not None:
         n = sum(len(v) for v in inv.cluster.objects.values())
         when = f", collected {inv.cluster.collected_at:%Y-%m-%d %H:%M %Z}" if inv.cluster.collected_at else ""
@@ -49,7 +50,10 @@ def analyse(inv: Inventory, cfg: Config, selection: Selection | None = None,
         metrics=metrics.compute(inv, result.findings, cfg.thresholds.restarts_per_day,
                                 cfg.thresholds.max_tags_per_repository),
         sources=describe_sources(inv),
-        blind_spots=[f"{kind}: {reason}" for kind, reason in (inv.cluster.blind_spots if inv.cluster else [])],
+        blind_spots=[*(inv.repo.not_analysed if inv.repo else []),
+                     *(f"{kind}: {reason}" for kind, reason in (inv.cluster.blind_spots if inv.cluster else [])),
+                     *(f"{n} finding(s) withheld: they depend on values of unresolved variables"
+                       for n in [result.withheld] if n)],
         notes=[*(inv.repo.notes if inv.repo else []), *(inv.cluster.notes if inv.cluster else [])],
         suppressed=len(result.suppressed),
         generated_at=datetime.now().astimezone(),

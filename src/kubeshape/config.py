@@ -150,16 +150,18 @@ def parse_config(data: Any, source: str) -> Config:
         raise InputError(f"{source}: {_describe(dict(first))}{more} -- see 'kubeshape config --help'") from None
 
 
-def load_config(path: Path | None, search_dir: Path | None = None) -> tuple[Config, Path | None]:
-    """Load ``path`` (must exist) or the first ``kubeshape.yaml`` found in ``search_dir``."""
+def load_config(path: Path | None, search_dir: Path | None = None,
+                stop: Path | None = None) -> tuple[Config, Path | None]:
+    """Load ``path`` (must exist) or the first ``kubeshape.yaml`` found in ``search_dir`` or, up to ``stop``
+    (the repository root), in its parents."""
     from kubeshape.sources.yamlio import YamlSyntaxError, load_yaml_file
 
     if path is None and search_dir is not None:
-        for name in CONFIG_NAMES:
-            candidate = search_dir / name
-            if candidate.is_file():
-                path = candidate
-                break
+        here = search_dir.resolve()
+        dirs = [here]
+        if stop is not None and here.is_relative_to(stop.resolve()):
+            dirs += [d for d in here.parents if d.is_relative_to(stop.resolve())]
+        path = next((d / n for d in dirs for n in CONFIG_NAMES if (d / n).is_file()), None)
     if path is None:
         return Config(), None
     if not path.is_file():

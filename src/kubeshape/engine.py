@@ -24,6 +24,7 @@ class Result:
     findings: list[Finding]
     suppressed: list[Suppressed] = field(default_factory=list)
     rules_run: list[str] = field(default_factory=list)
+    withheld: int = 0  # findings about values that hold unresolved ${VARIABLES}
 
 
 def _matches(rule_id: str, patterns: Iterable[str]) -> bool:
@@ -64,7 +65,8 @@ def _object_for(inv: Inventory, ref: ObjectRef | None, file: str | None) -> list
 
 
 def _merge(findings: list[Finding]) -> list[Finding]:
-    """One problem seen in a file and live is one finding, located in the file."""
+    """One problem seen in a file and live is one finding, located in the file; one line of a base rendered by
+    several roots (overlays, Flux Kustomizations) is one finding too."""
     out: list[Finding] = []
     by_key: dict[tuple[str, str], Finding] = {}
     for f in findings:
@@ -77,15 +79,34 @@ def _merge(findings: list[Finding]) -> list[Finding]:
             by_key[key] = f
             out.append(f)
             continue
-        if first.file is None and f.file is not None:
-            first.file, first.line = f.file, f.line
-        if f.source not in first.source.split("+"):
-            first.source = f"{first.source}+{f.source}"
-        first.severity = max(first.severity, f.severity)
-        for e in f.evidence:
-            if e not in first.evidence:
-                first.evidence.append(e)
-    return out
+        _absorb(first, f)
+    by_place: dict[tuple[str, str, int, str], Finding] = {}
+    merged: list[Finding] = []
+    for f in out:
+        if f.file is None or f.line is None:
+            merged.append(f)
+            continue
+        place = (f.rule, f.file, f.line, f.message)
+        if place in by_place:
+            first = by_place[place]
+            if f.object is not None and f.object != first.object:
+                first.evidence.append(f"the same line is also deployed as {f.object}")
+            _absorb(first, f)
+        else:
+            by_place[place] = f
+            merged.append(f)
+    return merged
+
+
+def _absorb(first: Finding, f: Finding) -> None:
+    if first.file is None and f.file is not None:
+        first.file, first.line = f.file, f.line
+    if f.source not in first.source.split("+"):
+        first.source = f"{first.source}+{f.source}"
+    first.severity = max(first.severity, f.severity)
+    for e in f.evidence:
+        if e not in first.evidence:
+            first.evidence.append(e)
 
 
 def sort_findings(findings: list[Finding]) -> list[Finding]:
@@ -112,6 +133,9 @@ def run(inv: Inventory, cfg: Config, *, select: list[str] | None = None, ignore:
         raw.extend(r.func(Context(inv, cfg, r)))
     result = Result(findings=[], rules_run=ran)
     for f in _merge(raw):
+        if _depends_on_unresolved(inv, f):
+            result.withheld += 1
+            continue
         reason = _suppression(inv, cfg, f, use_annotations)
         if reason:
             result.suppressed.append(Suppressed(f, reason))
@@ -120,6 +144,13 @@ def run(inv: Inventory, cfg: Config, *, select: list[str] | None = None, ignore:
     result.findings = sort_findings(result.findings)
     return result
 
+
+def _depends_on_unresolved(inv: Inventory, f: Finding) -> bool:
+    """A finding whose text carries a ``${VARIABLE}`` of a repo object that holds one: nothing is guessed."""
+    if f.object is None or "${" not in f"{f.message}\n{f.fix}\n" + "\n".join(f.evidence):
+        return False
+    key = (f.object.kind, f.object.namespace, f.object.name)
+    return any(o.unresolved for o in inv.repo_by_key.get(key, [])) or "${" in f.object.name
 
 def _suppression(inv: Inventory, cfg: Config, f: Finding, use_annotations: bool) -> str | None:
     for s in cfg.suppressions:

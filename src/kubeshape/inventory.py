@@ -10,12 +10,18 @@ from functools import cached_property
 from typing import Any, TypeVar, cast
 
 from kubeshape.findings import ObjectRef
+from kubeshape.sources.helmvalues import is_helmrelease, values_images
 
 T = TypeVar("T")
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
 # Kinds whose pod template the user writes (not controller-made children).
 TOP_LEVEL_WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "Pod", "ReplicaSet")
+# Kind names of Kubernetes' own API that rules look up; a custom resource of the same name is another kind.
+CORE_KIND_NAMES = frozenset({*TOP_LEVEL_WORKLOADS, "Service", "ServiceAccount", "ConfigMap", "Secret", "Namespace",
+                             "HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress", "Node", "Event",
+                             "PersistentVolumeClaim", "NetworkPolicy", "Role", "RoleBinding", "ClusterRole",
+                             "ClusterRoleBinding"})
 
 
 def lookup_line(lines: dict[str, int], path: str, default: int) -> int:
@@ -28,9 +34,30 @@ def lookup_line(lines: dict[str, int], path: str, default: int) -> int:
     return default
 
 
+# API groups whose kinds are Kubernetes' own; a kind of any other group is identified as ``Kind.group``
+# (``ServiceAccount.talos.dev`` is not the core ServiceAccount).
+def builtin_group(group: str) -> bool:
+    """True for the core group and the Kubernetes API groups (``apps``, ``*.k8s.io``, …)."""
+    return group in _BUILTIN_GROUPS or group.endswith(".k8s.io")
+
+
+_BUILTIN_GROUPS = frozenset({"", "apps", "batch", "autoscaling", "policy", "extensions"})
+
+
+def api_group(api_version: Any) -> str:
+    """The group of an ``apiVersion`` (``apps/v1`` → ``apps``, ``v1`` → core ``""``)."""
+    text = str(api_version or "")
+    return text.rpartition("/")[0] if "/" in text else ""
+
+
 @dataclass(slots=True)
 class K8sObject:
-    """One Kubernetes object from the repo or the cluster, with its provenance."""
+    """One Kubernetes object from the repo or the cluster, with its provenance.
+
+    Repo objects also say which render root produced them (a Flux Kustomization, an Argo CD Application,
+    a top-level kustomization or the plain files), which deploy target that root belongs to, and which
+    ``${VARIABLES}`` stayed unresolved in them.
+    """
 
     raw: dict[str, Any]
     kind: str
@@ -40,6 +67,11 @@ class K8sObject:
     file: str | None = None
     line: int | None = None
     lines: dict[str, int] | None = None
+    group: str = ""
+    root: str = ""
+    target: str = ""
+    unresolved: tuple[str, ...] = ()
+    values_containers: list[Container] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_raw(cls, raw: dict[str, Any], source: str, kind: str | None = None,
@@ -48,15 +80,26 @@ class K8sObject:
         meta = raw.get("metadata") or {}
         return cls(raw=raw, kind=kind or raw.get("kind", ""), namespace=meta.get("namespace") or default_namespace,
                    name=meta.get("name") or meta.get("generateName") or "", source=source,
-                   file=file, line=line, lines=lines)
+                   file=file, line=line, lines=lines, group=api_group(raw.get("apiVersion")))
+
+    @property
+    def builtin(self) -> bool:
+        """True when the kind belongs to a Kubernetes API group (not a custom resource)."""
+        return builtin_group(self.group)
+
+    @property
+    def qualified_kind(self) -> str:
+        """``Deployment`` for Kubernetes' own kinds, ``ServiceAccount.talos.dev`` for custom ones."""
+        return self.kind if builtin_group(self.group) else f"{self.kind}.{self.group}"
 
     @property
     def key(self) -> tuple[str, str, str]:
-        return (self.kind, self.namespace, self.name)
+        """Identity: (kind qualified by its API group when custom, namespace, name)."""
+        return (self.qualified_kind, self.namespace, self.name)
 
     @property
     def ref(self) -> ObjectRef:
-        return ObjectRef(self.kind, self.namespace, self.name)
+        return ObjectRef(self.qualified_kind, self.namespace, self.name)
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -101,11 +144,21 @@ class K8sObject:
 
 @dataclass(slots=True)
 class Container:
-    """A container of a workload's pod template, with the field path for line lookups."""
+    """A container of a workload's pod template, with the field path for line lookups.
+
+    For an image mapping in HelmRelease values, ``values`` holds its fields (``repository``, ``tag``...),
+    ``path`` points at the mapping and ``spec`` is a container spec built from it.
+    """
 
     spec: dict[str, Any]
     path: str
     init: bool
+    values: dict[str, str] | None = None
+
+    @property
+    def image_path(self) -> str:
+        """Field path of the line that names the image."""
+        return f"{self.path}.repository" if self.values is not None else f"{self.path}.image"
 
     @property
     def name(self) -> str:
@@ -147,7 +200,17 @@ def pod_spec(obj: K8sObject) -> dict[str, Any] | None:
 
 
 def containers(obj: K8sObject) -> Iterator[Container]:
-    """Init and app containers of a workload or pod."""
+    """Init and app containers of a workload or pod, or the images in a HelmRelease's values."""
+    if is_helmrelease(obj.raw):
+        if obj.values_containers is None:  # walking values is costly and every image rule asks
+            obj.values_containers = []
+            for v in values_images(obj.raw):
+                c: dict[str, Any] = {"name": v.name, "image": v.image}
+                if v.pull_policy:
+                    c["imagePullPolicy"] = v.pull_policy
+                obj.values_containers.append(Container(c, v.path, v.init, v.pieces or None))
+        yield from obj.values_containers
+        return
     spec = pod_spec(obj)
     base = pod_template_path(obj.kind)
     if spec is None or base is None:
@@ -238,6 +301,9 @@ class RepoSource:
     ci_files: dict[str, str] = field(default_factory=dict)
     errors: list[tuple[str, int, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    not_analysed: list[str] = field(default_factory=list)  # inputs that were found but not read: say so
+    skipped_files: list[str] = field(default_factory=list)  # YAML files that are not Kubernetes manifests
+    roots: int = 0  # render roots (Flux Kustomizations, Argo CD Applications, kustomizations, plain files)
 
 
 @dataclass(slots=True)
@@ -411,7 +477,7 @@ class Inventory:
 
     @cached_property
     def repo_workloads(self) -> list[K8sObject]:
-        return [o for o in self.repo_objects if o.kind in TOP_LEVEL_WORKLOADS]
+        return [o for o in self.repo_objects if o.kind in TOP_LEVEL_WORKLOADS and o.builtin]
 
     # -- both -----------------------------------------------------------------
     def workloads(self) -> Iterator[K8sObject]:
@@ -422,7 +488,7 @@ class Inventory:
     def objects(self, kind: str) -> Iterator[K8sObject]:
         """Repo and live objects of ``kind``."""
         for o in self.repo_objects:
-            if o.kind == kind:
+            if o.kind == kind and (o.builtin or kind not in CORE_KIND_NAMES):
                 yield o
         yield from self.live(kind)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import check, config, deployment, inventory
+from tests.helpers import check, config, deployment, doctor, inventory
 
 REGISTRY = {
     "collectedAt": "2025-11-17T10:00:00Z",
@@ -179,3 +179,113 @@ def test_ks108_invalid_reference(tmp_path: Path) -> None:
     [f] = check("KS108", repo_inv(tmp_path, "Family-Assistant:fixed"))
     assert "must be lowercase" in f.message
     assert check("KS108", repo_inv(tmp_path, "family-assistant:fixed")) == []
+
+
+# -- images in HelmRelease values (bjw-s app-template and the common chart shape) -------------------
+
+HELMRELEASE = """\
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: myapp
+  namespace: apps
+spec:
+  chart:
+    spec: {{chart: app-template, version: 3.5.1}}
+  values:
+    controllers:
+      myapp:
+        containers:
+          app:
+            image:
+              repository: {repository}
+              tag: {tag}
+"""
+
+
+def release_inv(tmp_path: Path, repository: str, tag: str = "1.2.3", registry: dict | None = None):  # type: ignore[type-arg]
+    text = HELMRELEASE.format(repository=repository, tag=tag)
+    return inventory(tmp_path, files={"hr.yaml": text}, registry=registry)
+
+
+def test_ks101_unqualified_image_in_helmrelease_values_points_at_the_repository_line(tmp_path: Path) -> None:
+    [f] = check("KS101", release_inv(tmp_path, "myapp"))
+    assert (f.file, f.line) == ("hr.yaml", 15)
+    assert f.object is not None and f.object.kind.startswith("HelmRelease") and f.object.name == "myapp"
+    assert "container app uses unqualified image myapp:1.2.3" in f.message
+    assert ("In hr.yaml:14:\n```diff\n  image:\n-   repository: myapp\n+   repository: <your-registry>/myapp\n"
+            "    tag: 1.2.3\n```") in f.fix
+    assert "containers:" not in f.fix
+    [f] = check("KS101", release_inv(tmp_path, "myapp"), config("registries: {private: ['100.81.76.55:30500']}"))
+    assert "+   repository: 100.81.76.55:30500/myapp" in f.fix
+    assert "docker push 100.81.76.55:30500/myapp:1.2.3" in f.fix
+
+
+def test_helmrelease_third_party_images_pass(tmp_path: Path) -> None:
+    inv = release_inv(tmp_path, "ghcr.io/onedr0p/sonarr", "4.0.0.745")
+    for rule_id in ("KS101", "KS102", "KS103", "KS107", "KS108"):
+        assert check(rule_id, inv) == [], rule_id
+
+
+def test_ks103_latest_in_helmrelease_values(tmp_path: Path) -> None:
+    [f] = check("KS103", release_inv(tmp_path, "ghcr.io/onedr0p/sonarr", "latest"))
+    assert (f.file, f.line) == ("hr.yaml", 15)
+    assert "    repository: ghcr.io/onedr0p/sonarr\n-   tag: latest\n+   tag: <version>" in f.fix
+
+
+def test_ks104_and_ks102_on_helmrelease_values(tmp_path: Path) -> None:
+    inv = release_inv(tmp_path, "100.81.76.55:30500/family-assistant", "phase2", registry=REGISTRY)
+    [f] = check("KS104", inv)
+    assert "tag phase2 does not exist" in f.message
+    files = {"hr.yaml": HELMRELEASE.format(repository="100.81.76.55:30500/family-assistant", tag="me-fixed")
+             + "              pullPolicy: Never\n"}
+    [f] = check("KS102", inventory(tmp_path, files=files))
+    assert f.line == 17
+    assert "-   pullPolicy: Never\n+   pullPolicy: IfNotPresent" in f.fix
+
+
+def test_chart_values_with_a_registry_are_qualified(tmp_path: Path) -> None:
+    text = ("apiVersion: helm.toolkit.fluxcd.io/v2beta2\nkind: HelmRelease\nmetadata: {name: redis, namespace: db}\n"
+            "spec:\n  values:\n    image:\n      registry: docker.io\n      repository: bitnami/redis\n"
+            "      tag: 7.2\n    persistence: {size: 1Gi}\n")
+    inv = inventory(tmp_path, files={"redis.yaml": text})
+    assert check("KS101", inv) == []
+    [f] = check("KS107", inv, config("registries: {allowed: ['ghcr.io']}"))
+    assert "pulls from docker.io" in f.message and f.line == 8
+
+
+def test_helmrelease_without_image_values_gives_nothing(tmp_path: Path) -> None:
+    text = ("apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: ingress, namespace: net}\n"
+            "spec:\n  values:\n    controller: {replicaCount: 2, service: {type: LoadBalancer}}\n")
+    inv = inventory(tmp_path, files={"hr.yaml": text})
+    assert [f for f in doctor(inv) if f.rule.startswith("KS1")] == []
+
+
+# -- KS101 fix text -----------------------------------------------------------------------------------
+
+
+def test_ks101_fix_names_docker_hub_official_images_in_full_keeping_the_tag(tmp_path: Path) -> None:
+    [f] = check("KS101", repo_inv(tmp_path, "redis:7.4"))
+    assert "+   image: docker.io/library/redis:7.4" in f.fix
+    [f] = check("KS101", repo_inv(tmp_path, "redis"))
+    assert "+   image: docker.io/library/redis\n" in f.fix
+    assert "pin the version you mean" in f.fix
+    assert ":latest" not in f.fix
+
+
+def test_ks101_fix_for_an_unknown_image_says_push_it_to_your_registry(tmp_path: Path) -> None:
+    [f] = check("KS101", repo_inv(tmp_path, "family-assistant:phase2"))
+    assert "Push the image to your registry" in f.fix
+    assert "docker push <your-registry>/family-assistant:phase2" in f.fix
+    assert "+   image: <your-registry>/family-assistant:phase2" in f.fix
+    assert "docker.io" not in f.fix
+    [f] = check("KS101", repo_inv(tmp_path, "linuxserver/sonarr:4.0"))
+    assert "+   image: <your-registry>/linuxserver/sonarr:4.0" in f.fix
+    assert "name it in full instead: `docker.io/linuxserver/sonarr:4.0`" in f.fix
+
+
+def test_ks101_fix_never_invents_latest(tmp_path: Path) -> None:
+    cfg = config("registries: {private: ['100.81.76.55:30500']}")
+    [f] = check("KS101", repo_inv(tmp_path, "family-assistant"), cfg)
+    assert "+   image: 100.81.76.55:30500/family-assistant:<version>" in f.fix
+    assert "latest`" in f.fix and ":latest" not in f.fix

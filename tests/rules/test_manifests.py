@@ -140,7 +140,9 @@ def test_ks205_negative() -> None:
 
 
 def test_ks209_broken_yaml_is_a_finding_with_line(tmp_path: Path) -> None:
-    inv = inventory(tmp_path, files={"ok.yaml": dep_yaml(), "broken.yaml": "a: [1,\nb: 2\n"})
-    [f] = check("KS209", inv)
-    assert (f.file, f.line) == ("broken.yaml", 3)
+    broken = "apiVersion: v1\nkind: ConfigMap\ndata:\n  a: [1,\n  b: 2\n"
+    inv = inventory(tmp_path, files={"ok.yaml": dep_yaml(), "broken.yaml": broken, "notes.yaml": "a: [1,\nb: 2\n"})
+    [f] = check("KS209", inv)  # notes.yaml is no manifest: skipped with a note, not an error
+    assert (f.file, f.line) == ("broken.yaml", 6)
+    assert inv.repo is not None and any("notes.yaml" in n for n in inv.repo.notes)
     assert check("KS209", inventory(tmp_path / "x", files={"ok.yaml": dep_yaml()})) == []

@@ -258,3 +258,71 @@ def test_ks604_external_name_selectorless_and_matching_services_pass(tmp_path: P
     files = {"svc.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: backend, namespace: homelab}\n"
                          "spec:\n  selector: {app: family-assistant-backend}\n"}
     assert check("KS604", inventory(tmp_path, files=files, objects=objs)) == []
+
+
+# -- KS603/KS604: pods that something unseen may create -----------------------------------------------
+
+
+def helmrelease(name: str, ns: str = "homelab", **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+            "metadata": {"name": name, "namespace": ns}, "spec": {"chart": {"spec": {"chart": name}}, **spec}}
+
+
+HELMRELEASE_FILE = """\
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: whisper, namespace: homelab}
+spec:
+  chart: {spec: {chart: app-template}}
+"""
+PDB_FILE = """\
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: whisper-pdb, namespace: homelab}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app.kubernetes.io/name: whisper}}
+"""
+
+
+def test_ks603_repo_pdb_next_to_a_helmrelease_is_only_unknown(tmp_path: Path) -> None:
+    [f] = check("KS603", inventory(tmp_path, files={"pdb.yaml": PDB_FILE, "hr.yaml": HELMRELEASE_FILE}))
+    assert f.severity.label == "info"
+    assert "unknown whether it selects pods" in f.message
+    assert "HelmRelease homelab/whisper may create pods in homelab that are not visible here" in f.evidence
+    assert "kubectl get pods -n homelab -l app.kubernetes.io/name=whisper" in f.fix
+    # a HelmRelease of another namespace changes nothing
+    other = HELMRELEASE_FILE.replace("namespace: homelab", "namespace: media")
+    [f] = check("KS603", inventory(tmp_path, files={"pdb.yaml": PDB_FILE, "hr.yaml": other}))
+    assert f.severity.label == "warning"
+
+
+def test_ks604_live_service_with_a_live_helmrelease_targeting_its_namespace_is_only_unknown() -> None:
+    objs = [service("whisper", {"app": "whisper"}), pod("other-1", {"app": "other"}),
+            helmrelease("whisper", ns="flux-system", targetNamespace="homelab")]
+    [f] = check("KS604", inventory(objects=objs))
+    assert f.severity.label == "info" and "unknown" in f.message
+    assert "HelmRelease flux-system/whisper may create pods in homelab that are not visible here" in f.evidence
+
+
+def test_ks604_operator_custom_resource_makes_it_unknown_but_a_service_monitor_does_not(tmp_path: Path) -> None:
+    svc = ("apiVersion: v1\nkind: Service\nmetadata: {name: db-rw, namespace: db}\n"
+           "spec:\n  selector: {cnpg.io/cluster: db}\n")
+    monitor = ("apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: db, namespace: db}\n"
+               "spec: {selector: {matchLabels: {app: db}}}\n")
+    [f] = check("KS604", inventory(tmp_path, files={"svc.yaml": svc, "monitor.yaml": monitor}))
+    assert f.severity.label == "warning"
+    cluster = "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {name: db, namespace: db}\nspec: {}\n"
+    [f] = check("KS604", inventory(tmp_path, files={"svc.yaml": svc, "monitor.yaml": monitor,
+                                                     "cluster.yaml": cluster}))
+    assert f.severity.label == "info"
+    assert "Cluster db/db may create pods in db that are not visible here" in f.evidence
+
+
+def test_ks603_static_pods_in_the_namespace_make_it_unknown() -> None:
+    mirror = pod("kube-vip-node1", {"component": "kube-vip"}, ns="kube-system")
+    mirror["metadata"]["annotations"] = {"kubernetes.io/config.mirror": "abc123"}
+    objs = [pdb("vip-pdb", {"matchLabels": {"app": "kube-vip"}}, ns="kube-system"), mirror]
+    [f] = check("KS603", inventory(objects=objs))
+    assert f.severity.label == "info"
+    assert any("static pod kube-vip-node1" in e for e in f.evidence)

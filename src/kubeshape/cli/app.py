@@ -25,7 +25,7 @@ from kubeshape.report.model import Report
 from kubeshape.rules.base import all_rules, get_rule
 from kubeshape.sources.bundle import load_bundle, parse_registry_snapshot
 from kubeshape.sources.git import load_git
-from kubeshape.sources.repo import load_repo
+from kubeshape.sources.repo import load_repo, repository_root
 from kubeshape.ui import err_console, status
 
 app = typer.Typer(
@@ -117,8 +117,8 @@ def _emit(report: Report, fmt: OutputFormat, fail_on: FailOn, report_file: Path 
     return EXIT_CLEAN
 
 
-def _config_for(config: Path | None, search_dir: Path) -> Config:
-    cfg, _ = load_config(config, search_dir)
+def _config_for(config: Path | None, search_dir: Path, stop: Path | None = None) -> Config:
+    cfg, _ = load_config(config, search_dir, stop=stop)
     return cfg
 
 
@@ -136,9 +136,15 @@ def lint(
     verbose: VerboseOpt = False,
 ) -> None:
     """Check manifest files only (for CI and pre-commit); no cluster needed."""
-    base = Path.cwd()
-    cfg = _config_for(config, base)
-    roots = list(paths) if paths else [Path(p) for p in cfg.manifest_roots]
+    targets = [p.absolute() for p in paths] if paths else []
+    for p in targets:
+        if not p.exists():
+            raise InputError(f"{p}: no such file or directory -- pass a manifests directory or file")
+    start = targets[0] if targets else Path.cwd()
+    base = repository_root(start)
+    cfg, cfg_path = load_config(config, start if start.is_dir() else start.parent, stop=base)
+    # manifest_roots are relative to the directory of the kubeshape.yaml that names them
+    roots = targets or [(cfg_path.parent if cfg_path else start) / p for p in cfg.manifest_roots]
     with status("Reading manifests"):
         repo = load_repo(roots, base, cfg.exclude)
         git = load_git(base)

@@ -74,7 +74,9 @@ def render_markdown(report: Report) -> str:
     if report.findings:
         out += [f"**{summary_line(report)}**"]
     else:
-        out += [f"**✅ No problems found** ({report.suppressed} suppressed)"]
+        partial = f"; {len(report.blind_spots)} item(s) not analysed, listed below" if report.blind_spots else ""
+        out += [f"**✅ No problems found{' in what was analysed' if partial else ''}** "
+                f"({report.suppressed} suppressed{partial})"]
     for p in problems(report):
         out += ["", f"## Problem {p.family}: {_inline(p.title)} — {BADGE[p.severity]}"]
         for f in p.findings:

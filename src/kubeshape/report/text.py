@@ -247,7 +247,11 @@ def render_text(report: Report, console: Console, *, verbose: bool = False) -> N
     if not report.findings:
         suffix = f" ({report.suppressed} suppressed)" if report.suppressed else ""
         console.print()
-        console.print(Text(f"✓ No problems found{suffix}", style="bold green"))
+        if report.blind_spots:
+            console.print(Text(f"✓ No problems found in what was analysed{suffix} — {len(report.blind_spots)} "
+                               "item(s) not analysed, listed below", style="bold yellow"))
+        else:
+            console.print(Text(f"✓ No problems found{suffix}", style="bold green"))
     for p in problems(report):
         console.print()
         title = f"Problem {p.family}: {p.title} · {p.severity.label.upper()}"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterator
+from itertools import chain
 
 from kubeshape.config import Config
 from kubeshape.imageref import ImageRef, parse_or_none
 from kubeshape.inventory import Container, Inventory, K8sObject, containers
+from kubeshape.sources.helmvalues import PIECES
 
 SYSTEM_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease", "local-path-storage"}
 
@@ -42,8 +45,8 @@ class NodeImages:
 
 
 def workload_containers(inv: Inventory) -> Iterator[tuple[K8sObject, Container]]:
-    """Every (workload, container) from the repo and the live cluster."""
-    for obj in inv.workloads():
+    """Every (workload, container) from the repo and the live cluster, images in HelmRelease values included."""
+    for obj in chain(inv.workloads(), inv.objects("HelmRelease")):
         for c in containers(obj):
             yield obj, c
 
@@ -64,16 +67,52 @@ def private_registry_for(ref: ImageRef, inv: Inventory, cfg: Config) -> str | No
 def set_image_patch(obj: K8sObject, container: Container, new_image: str, extra: dict[str, str] | None = None,
                     ) -> str:
     """A diff-style patch of the container's image (and other fields), as it stands in the file."""
-    where = f"{obj.file}:{obj.line_of(container.path + '.image')}" if obj.file else \
+    anchor = container.path if container.values is not None else f"{container.path}.image"
+    where = f"{obj.file}:{obj.line_of(anchor)}" if obj.file else \
         f"{obj.namespace}/{obj.kind}/{obj.name} (live; change it in the file you apply it from)"
-    lines = [f"In {where}:", "```diff", "  containers:", f"  - name: {container.name}",
-             f"-   image: {container.image}", f"+   image: {new_image}"]
-    for k, v in (extra or {}).items():
-        old = container.spec.get(k)
-        if old is not None:
-            lines.append(f"-   {k}: {old}")
-        lines.append(f"+   {k}: {v}")
-    return "\n".join([*lines, "```"])
+    if container.values is not None:
+        lines = _values_diff(container, container.values, new_image, extra or {})
+    else:
+        parent = re.sub(r"\[\d+\]$", "", container.path).rpartition(".")[2]
+        lines = [f"  {parent}:", f"  - name: {container.name}",
+                 f"-   image: {container.image}", f"+   image: {new_image}"]
+        for k, v in (extra or {}).items():
+            old = container.spec.get(k)
+            if old is not None:
+                lines.append(f"-   {k}: {old}")
+            lines.append(f"+   {k}: {v}")
+    return "\n".join([f"In {where}:", "```diff", *lines, "```"])
+
+
+def _values_diff(container: Container, old: dict[str, str], new_image: str, extra: dict[str, str]) -> list[str]:
+    """The image mapping of chart values, old and new, one field a line (unchanged fields as context)."""
+    new = _image_pieces(new_image, split_registry="registry" in old)
+    if "pullPolicy" in old:
+        new["pullPolicy"] = old["pullPolicy"]
+    if "imagePullPolicy" in extra:
+        new["pullPolicy"] = extra["imagePullPolicy"]
+    lines = [f"  {container.path.rpartition('.')[2]}:"]
+    for key in PIECES:
+        before, after = old.get(key), new.get(key)
+        if before == after:
+            lines += [f"    {key}: {before}"] if before is not None else []
+            continue
+        lines += [f"-   {key}: {before}"] if before is not None else []
+        lines += [f"+   {key}: {after}"] if after is not None else []
+    return lines
+
+
+def _image_pieces(image: str, split_registry: bool) -> dict[str, str]:
+    """``registry``/``repository``/``tag``/``digest`` of an image text that may hold ``<placeholders>``."""
+    rest, _, digest = image.partition("@")
+    name, tag = rest, ""
+    if rest.rfind(":") > rest.rfind("/"):
+        name, _, tag = rest.rpartition(":")
+    first, slash, path = name.partition("/")
+    out = {"registry": first, "repository": path} if split_registry and slash and (
+        "." in first or ":" in first or first == "localhost" or first.startswith("<")) else {"repository": name}
+    out.update({k: v for k, v in (("tag", tag), ("digest", digest)) if v})
+    return out
 
 
 def kubectl_set_image(obj: K8sObject, container: Container, new_image: str) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from kubeshape.findings import Finding, Severity
-from kubeshape.imageref import InvalidReference, parse, parse_or_none
+from kubeshape.imageref import ImageRef, InvalidReference, parse, parse_or_none
 from kubeshape.inventory import Container, Inventory, K8sObject, containers, event_count
 from kubeshape.metrics import PULL_FAILURES
 from kubeshape.rules._common import (
@@ -85,7 +85,8 @@ def unqualified_image(ctx: Context) -> Iterator[Finding]:
     ```yaml
       image: 100.81.76.55:30500/family-assistant:1.4.2-20251117T100000Z.gabc1234
     ```
-    Prevent it with `kubeshape lint` in CI and the admission policy.
+    For a Docker Hub image, write the registry out: `docker.io/library/redis:7.4`. Prevent it with
+    `kubeshape lint` in CI and the admission policy.
     """
     for obj, c in workload_containers(ctx.inv):
         ref = parse_or_none(c.image)
@@ -99,19 +100,53 @@ def unqualified_image(ctx: Context) -> Iterator[Finding]:
         host = host or private_registry_for(ref, ctx.inv, ctx.cfg)
         severe = host is not None and (host in ctx.cfg.registries.private or bool(reg_lines))
         severe = severe or c.pull_policy == "Never"
-        target = f"{host}/{ref.path}" if host else ref.normalized_name
-        new = f"{target}:{ref.effective_tag}" if not ref.digest else f"{target}@{ref.digest}"
-        fix = set_image_patch(obj, c, new)
-        if host and not pushed:
-            push = f"docker tag {c.image} {new}\ndocker push {new}"
-            fix = f"Push the image to the registry:\n```bash\n{push}\n```\n{fix}"
         yield ctx.finding(
-            obj, f"container {c.name} uses unqualified image {c.image}", path=f"{c.path}.image",
-            severity=Severity.ERROR if severe else Severity.WARNING, evidence=evidence, fix=fix,
+            obj, f"container {c.name} uses unqualified image {c.image}", path=c.image_path,
+            severity=Severity.ERROR if severe else Severity.WARNING, evidence=evidence,
+            fix=_qualify_fix(obj, c, ref, host, pushed),
             root_cause=("The image was built or tagged without a registry prefix, so only nodes that built it "
                         "locally can run it; every other node tries docker.io and fails." if host else
                         "The reference relies on the implicit docker.io default."),
             dedupe=dedupe_key(obj, c, c.image))
+
+
+# Docker Hub official images people commonly run; an unqualified name from this list is that image.
+DOCKER_OFFICIAL = frozenset({
+    "adminer", "alpine", "busybox", "caddy", "cassandra", "couchdb", "debian", "eclipse-mosquitto",
+    "eclipse-temurin", "elasticsearch", "fedora", "ghost", "golang", "haproxy", "httpd", "influxdb", "kibana",
+    "mariadb", "memcached", "mongo", "mysql", "nats", "neo4j", "nextcloud", "nginx", "node", "openjdk", "php",
+    "postgres", "python", "rabbitmq", "redis", "registry", "ruby", "rust", "telegraf", "tomcat", "traefik",
+    "ubuntu", "wordpress", "zookeeper",
+})
+
+_PIN = "\nThe image has no tag, so each pull gets whatever `latest` is at the time: pin the version you mean."
+
+
+def _in_registry(ref: ImageRef, host: str) -> str:
+    """``ref`` moved to ``host``, keeping its tag and digest; a ``<version>`` placeholder when it has neither."""
+    text = f"{host}/{ref.path}"
+    if ref.tag or not ref.digest:
+        text += f":{ref.tag or '<version>'}"
+    return text + (f"@{ref.digest}" if ref.digest else "")
+
+
+def _qualify_fix(obj: K8sObject, c: Container, ref: ImageRef, host: str | None, pushed: bool) -> str:
+    """KS101's fix: the registry that has (or should have) the image, or Docker Hub for an official image."""
+    pin = _PIN if ref.tag is None and ref.digest is None else ""
+    if host is None and "/" not in ref.path and ref.path in DOCKER_OFFICIAL:
+        full = f"docker.io/library/{ref}"
+        return f"`{ref.path}` is a Docker Hub official image; name it in full:\n{set_image_patch(obj, c, full)}{pin}"
+    new = _in_registry(ref, host or "<your-registry>")
+    patch = set_image_patch(obj, c, new)
+    if host is not None and pushed:
+        return patch + pin
+    push = f"```bash\ndocker tag {c.image} {new}\ndocker push {new}\n```"
+    if host is not None:
+        return f"Push the image to the registry:\n{push}\n{patch}{pin}"
+    text = f"Push the image to your registry and reference it by its full name:\n{push}\n{patch}{pin}"
+    if "/" in ref.path:
+        text += f"\nIf it is the Docker Hub image, name it in full instead: `docker.io/{ref}`."
+    return text
 
 
 @rule("KS102", "pull-policy-never", severity=Severity.ERROR)
@@ -145,9 +180,10 @@ def pull_policy_never(ctx: Context) -> Iterator[Finding]:
         if ref is not None and not ref.qualified:
             host = private_registry_for(ref, ctx.inv, ctx.cfg)
             if host:
-                new = f"{host}/{ref.path}:{ref.effective_tag}"
+                new = _in_registry(ref, host)
+        policy = "pullPolicy" if c.values is not None else "imagePullPolicy"
         yield ctx.finding(
-            obj, f"container {c.name} never pulls its image ({c.image})", path=f"{c.path}.imagePullPolicy",
+            obj, f"container {c.name} never pulls its image ({c.image})", path=f"{c.path}.{policy}",
             evidence=evidence, fix=set_image_patch(obj, c, new, {"imagePullPolicy": "IfNotPresent"}),
             root_cause="The image exists only in a node's local store, so the pod can only run on that node.",
             dedupe=dedupe_key(obj, c))
@@ -192,9 +228,13 @@ def mutable_tag(ctx: Context) -> Iterator[Finding]:
                 pinned = f"{ref.name}@{info.digest}"
         if pinned:
             evidence.append(f"running digest: {pinned.split('@', 1)[1]}")
-        fix = set_image_patch(obj, c, pinned or f"{ref.name}:<immutable tag from kubeshape release>")
+        if pinned:
+            fix = f"Pin the digest that runs now, until you deploy a version:\n{set_image_patch(obj, c, pinned)}"
+        else:
+            fix = ("Deploy a tag that names one build (a release version or a commit):\n"
+                   + set_image_patch(obj, c, f"{ref.name}:<version>"))
         yield ctx.finding(
-            obj, f"container {c.name} uses mutable tag {ref.effective_tag!r} ({c.image})", path=f"{c.path}.image",
+            obj, f"container {c.name} uses mutable tag {ref.effective_tag!r} ({c.image})", path=c.image_path,
             evidence=evidence, fix=fix,
             root_cause="No tagging policy: the image is published under a moving name instead of one per build.",
             dedupe=dedupe_key(obj, c, c.image))
@@ -211,7 +251,7 @@ def _running_digest(inv: Inventory, obj: K8sObject, c: Container) -> str | None:
 
 
 @rule("KS104", "tag-not-in-registry", severity=Severity.ERROR, requires=("registry",))
-def tag_not_in_registry(ctx: Context) -> Iterator[Finding]:
+def tag_not__in_registry(ctx: Context) -> Iterator[Finding]:
     """Image tag that the registry does not have.
 
     ## What it does
@@ -252,7 +292,7 @@ def tag_not_in_registry(ctx: Context) -> Iterator[Finding]:
             ev = [f"{ref.name} has {len(repo.tags)} tags, not {ref.effective_tag}",
                   f"newest tags: {', '.join(near)}" if near else "the repository has no tags"]
         yield ctx.finding(
-            obj, f"container {c.name}: {msg} -- pulls will fail", path=f"{c.path}.image",
+            obj, f"container {c.name}: {msg} -- pulls will fail", path=c.image_path,
             evidence=[f"container {c.name}: image {c.image}", *ev],
             fix=f"docker push {c.image}\n# or point the manifest at an existing tag",
             root_cause="The manifest was updated before (or instead of) pushing the image.",
@@ -339,18 +379,18 @@ def _pull_root_cause(ctx: Context, top: K8sObject, images: list[str], evidence: 
         reg_lines, host, _ = _registry_evidence(ctx, ref.path, ref.effective_tag)
         evidence += reg_lines
         host = host or private_registry_for(ref, ctx.inv, ctx.cfg)
-        new = f"{host}/{ref.path}:{ref.effective_tag}" if host else f"<registry>/{ref.path}:{ref.effective_tag}"
+        new = _in_registry(ref, host or "<your-registry>")
         fix = f"docker tag {image} {new}\ndocker push {new}"
         if c is not None:
             fix += ("\n" + kubectl_set_image(top, c, new) + "\n"
-                    "# then write the same image into the one manifest you apply from (KS201/KS203), "
-                    "or let 'kubeshape release' do all of it")
+                    "# then write the same image into the manifest you apply from, so the next apply keeps it "
+                    "(`kubeshape release` does all of this)")
         return ("The image is unqualified and was built on a node instead of pushed to a registry, so only "
                 "nodes that built it can start the pod; the kubelet elsewhere tries docker.io and is denied."), fix
     if ctx.inv.registry is not None and ref.registry in ctx.inv.registry.hosts:
         repo = ctx.inv.registry.repo(ref.registry, ref.path)
         if repo is None or (ref.effective_tag not in repo.tags and not ref.digest):
-            evidence.append(f"{ref.name}:{ref.effective_tag} is not in the registry snapshot")
+            evidence.append(f"the registry has no {ref.name}:{ref.effective_tag}")
             return "The tag was never pushed to the registry.", f"docker push {image}"
     pods = " ".join(p.name for p in ctx.inv.pods_of(top)[:3])
     return ("The registry refused or could not serve the image (see the kubelet message): check the tag, "
@@ -391,8 +431,7 @@ def image_on_some_nodes(ctx: Context) -> Iterator[Finding]:
             missing = sorted(set(idx.nodes) - have)
             if not have or not missing:
                 continue
-            host = private_registry_for(ref, ctx.inv, ctx.cfg) or "<your registry>"
-            new = f"{host}/{ref.path}:{ref.effective_tag}"
+            new = _in_registry(ref, private_registry_for(ref, ctx.inv, ctx.cfg) or "<your-registry>")
             yield ctx.finding(
                 obj, f"image {c.image} exists on {', '.join(sorted(have))} only",
                 evidence=[f"container {c.name}: image {c.image}, imagePullPolicy: {c.pull_policy or 'default'}",
@@ -431,9 +470,9 @@ def registry_not_allowed(ctx: Context) -> Iterator[Finding]:
         if ref is None or any(fnmatch.fnmatchcase(ref.registry, p) for p in allowed):
             continue
         yield ctx.finding(
-            obj, f"container {c.name} pulls from {ref.registry}, which is not allowed", path=f"{c.path}.image",
+            obj, f"container {c.name} pulls from {ref.registry}, which is not allowed", path=c.image_path,
             evidence=[f"image {c.image} → registry {ref.registry}", f"allowed: {', '.join(allowed)}"],
-            fix=_mirror_fix(c.image, f"{allowed[0]}/{ref.path}:{ref.effective_tag or 'latest'}"),
+            fix=_mirror_fix(c.image, _in_registry(ref, allowed[0])),
             root_cause="No policy checks image sources before deploy.", dedupe=dedupe_key(obj, c, c.image))
 
 
@@ -469,7 +508,7 @@ def invalid_reference(ctx: Context) -> Iterator[Finding]:
         try:
             parse(c.image)
         except InvalidReference as exc:
-            yield ctx.finding(obj, f"container {c.name}: {exc}", path=f"{c.path}.image",
+            yield ctx.finding(obj, f"container {c.name}: {exc}", path=c.image_path,
                               evidence=[f"image: {c.image!r}", exc.reason],
                               fix="Write the image as registry[:port]/path:tag with a lowercase path.",
                               dedupe=dedupe_key(obj, c, c.image))

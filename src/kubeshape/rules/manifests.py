@@ -36,13 +36,27 @@ def _describe(shape: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in shape.items() if v is not None)
 
 
+def _definitions(ctx: Context) -> list[list[K8sObject]]:
+    """Objects with one identity that several distinct places in the repo deploy to the same target."""
+    groups: dict[tuple[str, tuple[str, str, str]], dict[tuple[str, str | None, int | None], K8sObject]] = \
+        defaultdict(dict)
+    for o in ctx.inv.repo_objects:
+        if "${" in o.name or "${" in o.namespace:
+            continue  # identity unknown until the variable is resolved
+        # One place rendered once per root: a base reused by overlays of *other* targets never meets itself here.
+        groups[(o.target, o.key)].setdefault((o.root, o.file, o.line), o)
+    return [list(defs.values()) for defs in groups.values() if len(defs) > 1]
+
+
 @rule("KS201", "duplicate-definition", severity=Severity.ERROR, requires=("repo",))
 def duplicate_definition(ctx: Context) -> Iterator[Finding]:
-    """The same object defined in several files.
+    """The same object defined in several files that deploy to the same cluster.
 
     ## What it does
-    Finds objects (same kind, namespace and name) defined more than once in the repository and shows
-    how the definitions differ: image, pull policy, replicas.
+    Finds objects (same API group, kind, namespace and name) that two different places in the repository
+    deploy to the same target — the plain files applied with `kubectl apply -f`, one Flux tree, one Argo CD
+    destination, one overlay — and shows how the definitions differ: image, pull policy, replicas. A base or
+    component that several overlays or Flux Kustomizations render is one definition, not several.
 
     ## Why is this bad?
     `kubectl apply` of whichever file someone finds first decides what runs. Nobody can tell which file
@@ -59,12 +73,16 @@ def duplicate_definition(ctx: Context) -> Iterator[Finding]:
     """
     inv = ctx.inv
     per_file = Counter(o.file for o in inv.repo_objects)
-    for key, objs in inv.repo_by_key.items():
-        if len(objs) < 2:
-            continue
+    for objs in _definitions(ctx):
+        key = objs[0].key
         shapes = [_shape(o) for o in objs]
         differs = sorted({k for s in shapes for k in s if len({str(x.get(k)) for x in shapes}) > 1})
-        evidence = [f"{o.file}:{o.line}: {_describe(s)}" for o, s in zip(objs, shapes, strict=True)]
+        via = len({o.root for o in objs}) > 1 and objs[0].target != "files"
+        evidence = [f"{o.file}:{o.line}{f' (via {o.root})' if via else ''}: {_describe(s) or o.kind}"
+                    for o, s in zip(objs, shapes, strict=True)]
+        if objs[0].target != "files":
+            evidence.append(f"rendered by {', '.join(sorted({o.root for o in objs}))}, which deploy to the same "
+                            "cluster")
         if differs:
             evidence.append(f"they disagree on: {', '.join(differs)}")
         live = inv.live_by_key.get(key)
@@ -79,13 +97,21 @@ def duplicate_definition(ctx: Context) -> Iterator[Finding]:
         fix += [f"git rm {o.file}" if per_file[o.file] == 1 else f"# delete the {o.kind} {o.name} document "
                 f"from {o.file} (line {o.line})" for o in others]
         first = objs[0]
+        files = sorted({str(o.file) for o in objs})
+        roots = sorted({o.root for o in objs})
+        if len(files) > 1:
+            where = f"defined in {len(files)} files"
+        elif len(roots) > 1:
+            where = f"applied by {len(roots)} render roots ({', '.join(roots)}) from {files[0]}"
+        else:
+            where = f"defined {len(objs)} times in {files[0]}"
         yield ctx.finding(
-            first, f"{first.kind} {first.name} is defined in {len(objs)} files"
+            first, f"{first.kind} {first.name} is {where}"
             + (f" that disagree on {', '.join(differs)}" if differs else ""),
             severity=Severity.ERROR if differs else Severity.WARNING, evidence=evidence, fix="\n".join(fix),
             root_cause="No single source of truth: copies of the manifest were made instead of overlays, "
                        "and each was edited separately.",
-            data={"files": [o.file for o in objs]})
+            data={"files": [o.file for o in objs], "lines": [o.line for o in objs]})
 
 
 def _name_tokens(name: str) -> list[str]:

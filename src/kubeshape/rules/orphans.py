@@ -368,11 +368,44 @@ def _by_namespace(objs: Iterable[K8sObject]) -> dict[str, list[K8sObject]]:
     return out
 
 
+MIRROR = "kubernetes.io/config.mirror"
+# Custom resources that never create pods themselves, so they leave a namespace's pods knowable (a Flux
+# Kustomization applies manifests, which are read from the repository like any other file).
+PODLESS_GROUPS = {"cert-manager.io", "acme.cert-manager.io", "external-secrets.io", "source.toolkit.fluxcd.io",
+                  "kustomize.toolkit.fluxcd.io", "notification.toolkit.fluxcd.io", "image.toolkit.fluxcd.io",
+                  "traefik.io", "traefik.containo.us"}
+PODLESS_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "Probe", "ScrapeConfig", "AlertmanagerConfig"}
+
+
+def _may_create_pods(obj: K8sObject) -> bool:
+    """A custom resource (of an API group that is not Kubernetes' own) that an operator may turn into pods."""
+    group = str(obj.raw.get("apiVersion") or "").rpartition("/")[0]
+    builtin = group in ("", "apps", "batch", "autoscaling", "policy", "extensions") or group.endswith(".k8s.io")
+    return not builtin and group not in PODLESS_GROUPS and obj.kind not in PODLESS_KINDS
+
+
+def _unseen_creators(inv: Inventory) -> dict[str, list[str]]:
+    """Per namespace, what may create pods no manifest or listed workload shows: Helm releases, operators'
+    custom resources, a node's static pods."""
+    out: dict[str, dict[str, None]] = defaultdict(dict)
+    live = [o for objs in inv.cluster.objects.values() for o in objs] if inv.cluster else []
+    for o in [*inv.repo_objects, *live]:
+        if o.kind == "Pod" and MIRROR in o.annotations:
+            out[o.namespace][f"static pod {o.name} (from a node's pod manifests)"] = None
+        elif _may_create_pods(o):
+            # A HelmRelease or an Argo CD Application may deploy into another namespace.
+            target = o.spec.get("targetNamespace") or (o.spec.get("destination") or {}).get("namespace")
+            for ns in {o.namespace, str(target or o.namespace)}:
+                out[ns][f"{o.kind} {o.namespace}/{o.name}"] = None
+    return {ns: list(found) for ns, found in out.items()}
+
+
 class _Selectables:
     """What selectors can select: live pods and workload templates, repo workload templates."""
 
     def __init__(self, inv: Inventory) -> None:
         self.inv = inv
+        self.unseen = _unseen_creators(inv)
         self.pods_listed = inv.listed("Pod")
         self.pods = _LabelIndex((p.namespace, p.labels) for p in inv.live("Pod"))
         self.live = _by_namespace(inv.live_workloads)
@@ -439,6 +472,23 @@ def _selector_fix(obj: K8sObject, resource: str, value: dict[str, Any] | None,
             f"--type=json -p {_json_arg(patch)}\n\nor, if its workload is gone for good:\n\n  {delete}")
 
 
+def _unknown(ctx: Context, obj: K8sObject, resource: str, selector: dict[str, Any], sel: _Selectables) -> Finding:
+    """Info: nothing visible matches, but something in the namespace may create the pods."""
+    unseen = sel.unseen[obj.namespace]
+    labels = _fmt(_wanted(selector))
+    query = f"-l {labels}" if _wanted(selector) else "--show-labels"
+    evidence = sel.evidence(obj, selector)[0][:1]
+    evidence += [f"{u} may create pods in {obj.namespace} that are not visible here" for u in unseen[:SAMPLE]]
+    return ctx.finding(
+        obj, f"{obj.kind} {obj.namespace}/{obj.name}: unknown whether it selects pods ({labels})",
+        path="spec.selector", severity=Severity.INFO, evidence=evidence, dedupe=f"{obj.namespace}/{obj.name}",
+        fix=f"Once deployed, check that it selects pods:\n\n  kubectl get pods -n {obj.namespace} {query}\n\n"
+            f"If that lists nothing, set the selector to the workload's pod labels or delete it "
+            f"(`kubectl delete {resource} {obj.name} -n {obj.namespace}`).",
+        root_cause="Pods in this namespace can come from a Helm chart, an operator or a node's static pod "
+                   "manifests, whose pod labels only show once they run.")
+
+
 # -- KS603 ------------------------------------------------------------------------
 
 
@@ -449,7 +499,8 @@ def pdb_selects_nothing(ctx: Context) -> Iterator[Finding]:
     ## What it does
     Matches each PodDisruptionBudget's `spec.selector` against the pods of its namespace (live, when pods
     were listed; a live workload scaled to zero still counts) or the pod templates of the repo's
-    workloads in that namespace (repo).
+    workloads in that namespace (repo). When a HelmRelease, an operator's custom resource or static pods
+    in the namespace may create pods that are not visible, it only notes (info) that this is unknown.
 
     ## Why is this bad?
     The budget protects nothing: its workload was deleted or relabelled, and a drain will take the real
@@ -472,6 +523,9 @@ def pdb_selects_nothing(ctx: Context) -> Iterator[Finding]:
     for pdb in ctx.inv.objects("PodDisruptionBudget"):
         selector = pdb.spec.get("selector")
         if selector is not None and not sel.orphaned(pdb, selector):
+            continue
+        if selector is not None and pdb.namespace in sel.unseen:
+            yield _unknown(ctx, pdb, "pdb", selector, sel)
             continue
         if selector is None:
             evidence, closest = [f"spec.selector is not set ({_where(pdb)}): it selects no pod"], None
@@ -496,7 +550,9 @@ def service_selects_nothing(ctx: Context) -> Iterator[Finding]:
     Matches each Service's non-empty `spec.selector` against the pods of its namespace (live, when pods
     were listed; a live workload scaled to zero still counts) or the pod templates of the repo's
     workloads (repo), and names the workload whose labels come closest. ExternalName Services and
-    Services without a selector (manual Endpoints) are skipped.
+    Services without a selector (manual Endpoints) are skipped. When a HelmRelease, an operator's custom
+    resource or static pods in the namespace may create pods that are not visible, it only notes (info)
+    that this is unknown.
 
     ## Why is this bad?
     Every connection to it fails or hangs: clients see "connection refused" or DNS that resolves to a
@@ -517,6 +573,9 @@ def service_selects_nothing(ctx: Context) -> Iterator[Finding]:
     for svc in ctx.inv.objects("Service"):
         selector = svc.spec.get("selector")
         if svc.spec.get("type") == "ExternalName" or not selector or not sel.orphaned(svc, selector):
+            continue
+        if svc.namespace in sel.unseen:
+            yield _unknown(ctx, svc, "service", selector, sel)
             continue
         evidence, closest = sel.evidence(svc, selector)
         yield ctx.finding(
