@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 FLUX_KUSTOMIZE_GROUP = "kustomize.toolkit.fluxcd.io"
 ARGO_GROUP = "argoproj.io"
 SUBSTITUTE_OFF = "kustomize.toolkit.fluxcd.io/substitute"
@@ -97,6 +99,8 @@ def substitute(obj: Any, values: Mapping[str, str]) -> Any:
     source we cannot see); :func:`unresolved` finds it afterwards. Objects labelled or annotated
     ``kustomize.toolkit.fluxcd.io/substitute: disabled`` are returned unchanged.
     """
+    if not _mentions_variable(obj):
+        return obj
     if isinstance(obj, dict):
         meta = mapping(obj.get("metadata"))
         for section in ("labels", "annotations"):
@@ -140,8 +144,18 @@ def _replace(text: str, values: Mapping[str, str]) -> Any:
     return result
 
 
+def _mentions_variable(obj: Any) -> bool:
+    """Cheap test (one C-speed serialisation) before any walk: most objects hold no ``${``."""
+    try:
+        return b"${" in orjson.dumps(obj)
+    except (TypeError, orjson.JSONEncodeError):  # keys that are not strings: look the slow way
+        return True
+
+
 def unresolved(obj: Any) -> tuple[str, ...]:
     """Variables (``${VAR}``) left in any string of ``obj``."""
+    if not _mentions_variable(obj):
+        return ()
     found: dict[str, None] = {}
     stack = [obj]
     while stack:
