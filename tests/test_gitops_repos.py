@@ -331,3 +331,77 @@ def test_local_chart_without_helm_is_listed_as_not_analysed(tmp_path: Path) -> N
                           env={**os.environ, "PATH": os.path.dirname(sys.executable)})
     report = json.loads(proc.stdout)
     assert any("helm is not installed" in s for s in report["blindSpots"]), report["blindSpots"]
+
+
+# -- shapes found on public repositories ------------------------------------------------------------------
+FLUX_APP_KS = """apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: cert-manager
+  namespace: flux-system
+spec:
+  targetNamespace: cert-manager
+  path: ./apps/cert-manager/app
+  sourceRef: {kind: GitRepository, name: flux-system}
+"""
+
+
+def test_flux_app_with_kustomize_configurations_is_rendered_by_the_binary(tmp_path: Path) -> None:
+    repo = write_repo(tmp_path / "r", {
+        "clusters/lab/ks.yaml": FLUX_APP_KS,
+        "apps/cert-manager/app/kustomization.yaml": "resources:\n- deploy.yaml\n"
+                                                    "configurations:\n- kustomizeconfig.yaml\n",
+        "apps/cert-manager/app/kustomizeconfig.yaml": "nameReference:\n- kind: ConfigMap\n  fieldSpecs: []\n",
+        "apps/cert-manager/app/deploy.yaml": DEPLOY.replace("ghcr.io/example/web:1.2.3", "webhook:1.0"),
+    })
+    code, report = lint_json(str(repo), "--select", "KS101")
+    assert code == 1
+    assert report["blindSpots"] == [] and report["notes"] == [], (report["blindSpots"], report["notes"])
+    [f] = report["findings"]
+    assert f["object"]["namespace"] == "cert-manager" and f["file"] == "apps/cert-manager/app/deploy.yaml"
+
+
+def test_patch_files_are_kustomize_inputs_not_orphans(tmp_path: Path) -> None:
+    repo = write_repo(tmp_path / "r", {
+        "base/deploy.yaml": DEPLOY, "base/kustomization.yaml": "resources:\n- deploy.yaml\n",
+        "staging/kustomization.yaml": "resources:\n- ../base\npatches:\n- path: replicas.yaml\n",
+        "staging/replicas.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n",
+        "staging/values.yaml": "not: a manifest\n",
+    })
+    _, report = lint_json(str(repo), "--select", "KS1")
+    assert report["blindSpots"] == []
+    assert report["notes"] == ["skipped 1 YAML file(s) that are not Kubernetes manifests (no apiVersion and kind): "
+                               "staging/values.yaml"]
+
+
+def test_helmrelease_charts_and_values_not_read_are_listed(tmp_path: Path) -> None:
+    hr = ("apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: podinfo\n  namespace: apps\n"
+          "spec:\n  chart:\n    spec:\n      chart: podinfo\n      sourceRef: {kind: HelmRepository, name: podinfo}\n"
+          "  valuesFrom:\n  - kind: ConfigMap\n    name: podinfo-values\n")
+    repo = write_repo(tmp_path / "r", {"podinfo.yaml": hr})
+    _, report = lint_json(str(repo))
+    assert sorted(report["blindSpots"]) == [
+        "1 HelmRelease(s) install charts from Helm or OCI repositories, which are not fetched: only the images in "
+        "their values were checked (apps/podinfo)",
+        "1 HelmRelease(s) take values from ConfigMaps/Secrets (valuesFrom), which were not read: images set there "
+        "were not checked (apps/podinfo)"]
+
+
+def test_app_of_apps_chart_that_nothing_installs_is_rendered_with_its_defaults(tmp_path: Path) -> None:
+    app = ("apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: guestbook\n  namespace: argocd\n"
+           "spec:\n  source:\n    repoURL: {{ .Values.repoURL }}\n    path: guestbook\n"
+           "  destination:\n    server: https://kubernetes.default.svc\n    namespace: {{ .Values.namespace }}\n")
+    repo = write_repo(tmp_path / "r", {
+        "apps/Chart.yaml": "apiVersion: v2\nname: apps\nversion: 0.1.0\n",
+        "apps/values.yaml": "repoURL: https://git.example/apps.git\nnamespace: guestbook\n",
+        "apps/templates/guestbook.yaml": app,
+        "guestbook/deployment.yaml": DEPLOY.replace("ghcr.io/example/web:1.2.3", "guestbook-ui:0.2"),
+    })
+    helm_dir = str(binary("helm").parent)
+    proc = subprocess.run([sys.executable, "-m", "kubeshape", "lint", str(repo), "-o", "json", "--select", "KS101"],
+                          capture_output=True, text=True, cwd="/", timeout=120, check=False,
+                          env={**os.environ, "PATH": f"{helm_dir}{os.pathsep}{os.environ['PATH']}"})
+    report = json.loads(proc.stdout)
+    assert report["blindSpots"] == []
+    [f] = report["findings"]
+    assert f["object"]["namespace"] == "guestbook"  # the Application's destination, from the rendered chart

@@ -71,7 +71,7 @@ def unqualified_image(ctx: Context) -> Iterator[Finding]:
     ## Why is this bad?
     The kubelet expands an unqualified name to `docker.io/library/<name>`. An image built on one node
     with `docker build -t family-assistant:tag` runs there and fails with `ImagePullBackOff` on every
-    other node — in the seed incident half of all deployments failed this way.
+    other node — in a real homelab incident half of all deployments failed this way.
 
     ## Example
     ```yaml
@@ -140,7 +140,7 @@ def _qualify_fix(obj: K8sObject, c: Container, ref: ImageRef, host: str | None, 
     patch = set_image_patch(obj, c, new)
     if host is not None and pushed:
         return patch + pin
-    push = f"```bash\ndocker tag {c.image} {new}\ndocker push {new}\n```"
+    push = f"```bash\n{_push_commands(c.image, new, pull=False)}\n```"
     if host is not None:
         return f"Push the image to the registry:\n{push}\n{patch}{pin}"
     text = f"Push the image to your registry and reference it by its full name:\n{push}\n{patch}{pin}"
@@ -380,7 +380,7 @@ def _pull_root_cause(ctx: Context, top: K8sObject, images: list[str], evidence: 
         evidence += reg_lines
         host = host or private_registry_for(ref, ctx.inv, ctx.cfg)
         new = _in_registry(ref, host or "<your-registry>")
-        fix = f"docker tag {image} {new}\ndocker push {new}"
+        fix = _push_commands(image, new, pull=False)
         if c is not None:
             fix += ("\n" + kubectl_set_image(top, c, new) + "\n"
                     "# then write the same image into the manifest you apply from, so the next apply keeps it "
@@ -437,7 +437,7 @@ def image_on_some_nodes(ctx: Context) -> Iterator[Finding]:
                 evidence=[f"container {c.name}: image {c.image}, imagePullPolicy: {c.pull_policy or 'default'}",
                           f"in the local store of: {', '.join(sorted(have))}", f"missing on: {', '.join(missing)}"],
                 root_cause="The image was built on a node and never pushed; the scheduler does not know that.",
-                fix=f"docker tag {c.image} {new}\ndocker push {new}\n{kubectl_set_image(obj, c, new)}",
+                fix=f"{_push_commands(c.image, new, pull=False)}\n{kubectl_set_image(obj, c, new)}",
                 source="cluster", dedupe=dedupe_key(obj, c, c.image))
 
 
@@ -477,7 +477,19 @@ def registry_not_allowed(ctx: Context) -> Iterator[Finding]:
 
 
 def _mirror_fix(image: str, target: str) -> str:
-    return f"docker pull {image}\ndocker tag {image} {target}\ndocker push {target}"
+    return _push_commands(image, target, pull=True)
+
+
+def _push_commands(image: str, target: str, *, pull: bool) -> str:
+    """Commands that copy ``image`` to ``target``; docker pushes tags, so a digest target becomes a tag."""
+    name = target.split("@", 1)[0]
+    if ":" not in name.rsplit("/", 1)[-1]:
+        name += ":<version>"
+    lines = [f"docker pull {image}"] if pull else []
+    lines += [f"docker tag {image} {name}", f"docker push {name}"]
+    if "@" in target:
+        lines.append(f"# the digest stays the same: reference it as {target}")
+    return "\n".join(lines)
 
 
 @rule("KS108", "invalid-image-reference", severity=Severity.ERROR)

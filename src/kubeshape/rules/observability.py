@@ -342,7 +342,7 @@ def endpoint_service_missing(ctx: Context) -> Iterator[Finding]:
 
     ## Why is this bad?
     Every connection fails with a DNS error. Telemetry exporters retry forever and flood the logs (the
-    seed's `otel-collector.homelab.svc.cluster.local:4317`, never deployed); other clients fail requests.
+    homelab's `otel-collector.homelab.svc.cluster.local:4317`, never deployed); other clients fail requests.
 
     ## Example
     ```yaml
@@ -645,7 +645,7 @@ def no_metrics_scraping(ctx: Context) -> Iterator[Finding]:
 
     ## Why is this bad?
     Without application metrics, only node metrics exist: no request rates, errors or latencies, and
-    no alert can fire on the application's health (the seed had node-exporter only).
+    no alert can fire on the application's health (a cluster with node-exporter only is blind to it).
 
     ## Example
     ```shell
@@ -732,7 +732,7 @@ def _covers_pulls(t: str) -> bool:
 
 _RESTART_ALERT = """\
     - alert: PodRestartStorm
-      # increase() of the counter: the seed's rate(...[1h]) > 5 was a per-second rate and would never fire
+      # increase() of the counter: rate(...[1h]) > 5 would be a per-second rate and would never fire
       expr: sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total[1d])) > {threshold}
       for: 15m
       labels: {{severity: warning}}
@@ -740,7 +740,7 @@ _RESTART_ALERT = """\
         summary: "{{{{ $labels.namespace }}}}/{{{{ $labels.pod }}}} restarted {{{{ $value }}}} times in a day\""""
 _UNAVAILABLE_ALERT = """\
     - alert: DeploymentReplicasUnavailable
-      # a gauge: compare it directly (the seed's rate() of a gauge is meaningless)
+      # a gauge: compare it directly (rate() of a gauge is meaningless)
       expr: kube_deployment_status_replicas_unavailable > 0
       for: 15m
       labels: {severity: warning}

@@ -284,7 +284,7 @@ def restart_storm(ctx: Context) -> Iterator[Finding]:
 
     ## Why is this bad?
     Every restart drops in-flight requests and warms caches again; hundreds of restarts (598 in five
-    days in the seed incident) mean the service is down a little every hour and the real error is
+    days in a real homelab incident) mean the service is down a little every hour and the real error is
     buried.
 
     ## Example
@@ -432,7 +432,7 @@ def probe_rate_limited(ctx: Context) -> Iterator[Finding]:
     ## Why is this bad?
     The probe endpoint sits behind the app's rate limiter or calls rate-limited upstreams. A failed
     liveness probe restarts the container; the restart makes more upstream calls, which hits the limit
-    again: a death spiral (598 restarts in five days in the seed incident).
+    again: a death spiral (598 restarts in five days in a real homelab incident).
 
     ## Example
     ```text
@@ -778,7 +778,7 @@ def log_flood(ctx: Context) -> Iterator[Finding]:
 
     ## Why is this bad?
     A flood hides the real errors, costs CPU and log storage, and usually means something retries
-    forever without back-off — in the seed incident 50+ consecutive OTLP export failures to a
+    forever without back-off — in a real homelab incident 50+ consecutive OTLP export failures to a
     collector that was never deployed.
 
     ## Example

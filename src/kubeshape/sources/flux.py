@@ -17,7 +17,7 @@ SUBSTITUTE_OFF = "kustomize.toolkit.fluxcd.io/substitute"
 
 # Flux substitutes only the braced form (``$var`` is left alone, ``$${var}`` escapes): ${VAR}, ${VAR:=default},
 # ${VAR:-default}, ${VAR=default}, ${VAR-default}.
-_VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[=-])([^}]*))?\}")
+_EXPR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?[=-])(.*))?", re.S)
 _UNRESOLVED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}")
 _INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
 
@@ -122,26 +122,63 @@ def _walk(node: Any, values: Mapping[str, str]) -> Any:
 
 
 def _replace(text: str, values: Mapping[str, str]) -> Any:
-    def one(m: re.Match[str]) -> str:
-        escaped, name, op, default = m.groups()
-        if escaped:
-            return m.group(0)[1:]
-        value = values.get(name)
-        if value is not None and not (op and op.startswith(":") and value == ""):
-            return value
-        if op is not None:
-            return default
-        return m.group(0)
-
-    result = _VAR.sub(one, text)
-    whole = _VAR.fullmatch(text)
+    result = _expand(text, values)
     # Flux substitutes text and parses it again: a value that was only a variable becomes a number/bool.
-    if whole and result != text:
+    if result != text and text.startswith("${") and _closing(text, 2) == len(text) - 1:
         if _INT.fullmatch(result):
             return int(result)
         if result in ("true", "false"):
             return result == "true"
     return result
+
+
+def _expand(text: str, values: Mapping[str, str]) -> str:
+    """Expand ``${VAR}`` forms, defaults possibly nested (``${HOST:=${APP}.lan}``); ``$${`` is a literal ``${``."""
+    out: list[str] = []
+    i = 0
+    while (j := text.find("$", i)) >= 0:
+        out.append(text[i:j])
+        if text.startswith("$${", j):
+            out.append("${")
+            i = j + 3
+            continue
+        if not text.startswith("${", j):
+            out.append("$")
+            i = j + 1
+            continue
+        end = _closing(text, j + 2)
+        if end < 0:
+            i = j
+            break
+        m = _EXPR.fullmatch(text, j + 2, end)
+        value = values.get(m.group(1)) if m else None
+        colon = bool(m and (m.group(2) or "").startswith(":"))  # `:=`/`:-` also replace an empty value
+        if m is None:
+            out.append(text[j:end + 1])
+        elif value is not None and (value or not colon):
+            out.append(value)
+        elif m.group(2) is not None:
+            out.append(_expand(m.group(3), values))
+        else:
+            out.append(text[j:end + 1])  # undefined, no default: kept, and reported as unresolved
+        i = end + 1
+    out.append(text[i:])
+    return "".join(out)
+
+
+def _closing(text: str, start: int) -> int:
+    """Index of the ``}`` closing a ``${`` whose body starts at ``start`` (nested ``${…}`` skipped), or -1."""
+    depth, k = 1, start
+    while k < len(text):
+        if text.startswith("${", k):
+            depth, k = depth + 1, k + 2
+            continue
+        if text[k] == "}":
+            depth -= 1
+            if depth == 0:
+                return k
+        k += 1
+    return -1
 
 
 def _mentions_variable(obj: Any) -> bool:

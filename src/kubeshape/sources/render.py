@@ -7,6 +7,7 @@ renders that need the binary run concurrently, bounded by the CPU count.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -161,22 +162,25 @@ class Renderer:
                                       "installed)")
         with tempfile.TemporaryDirectory(prefix="kubeshape-") as tmp:
             target = path
+            args = [str(target)]
             if extra or _kustomization_file(path) is None:
+                # What Flux builds: a kustomization around the path. kustomize wants relative paths, and files
+                # outside the wrapper's own directory need the load restrictor off.
                 target = Path(tmp)
-                wrapper: dict[str, Any] = {"resources": [str(path)] if _kustomization_file(path) else
-                                           [str(path / r) for r in self._generated_resources(path)]}
-                wrapper.update({k: _absolute(k, v, path) for k, v in (extra or {}).items()})
+                wrapper: dict[str, Any] = {"resources": [_relative(path, target)] if _kustomization_file(path) else
+                                           [_relative(path / r, target) for r in self._generated_resources(path)]}
+                wrapper.update({k: _relocated(k, v, path, target) for k, v in (extra or {}).items()})
                 (target / "kustomization.yaml").write_text(_dump(wrapper), encoding="utf-8")
+                args = [str(target), "--load-restrictor", "LoadRestrictionsNone"]
             try:
-                proc = subprocess.run([*cmd, str(target)], capture_output=True, text=True,
+                proc = subprocess.run([*cmd, *args], capture_output=True, text=True,
                                       timeout=BINARY_TIMEOUT, check=False)
             except subprocess.TimeoutExpired:
                 return RenderResult(error=f"kustomize build timed out after {BINARY_TIMEOUT}s")
             except OSError as exc:
                 return RenderResult(error=f"could not run {cmd[0]}: {exc.strerror}")
         if proc.returncode != 0:
-            msg = (proc.stderr.strip().splitlines() or ["failed"])[-1].replace(str(self.base) + "/", "")
-            return RenderResult(error=msg)
+            return RenderResult(error=_error_line(proc.stderr, self.base))
         rel = _rel(path, self.base)
         try:
             docs = load_yaml_text(proc.stdout, f"{rel} (rendered)", with_lines=False)
@@ -224,10 +228,24 @@ def _flux_overlay(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _absolute(key: str, value: Any, path: Path) -> Any:
+def _relative(target: Path, start: Path) -> str:
+    return os.path.relpath(target, start)
+
+
+def _relocated(key: str, value: Any, path: Path, wrapper: Path) -> Any:
+    """A Flux field for the wrapper kustomization: component paths made relative to the wrapper."""
     if key == "components" and isinstance(value, list):
-        return [str((path / v).resolve()) if isinstance(v, str) else v for v in value]
+        return [_relative((path / v).resolve(), wrapper) if isinstance(v, str) else v for v in value]
     return value
+
+
+def _error_line(stderr: str, base: Path) -> str:
+    """kustomize's last error line without the logger's prefix (``E1201 … run.go:72] "command failed" err=``)."""
+    line = (stderr.strip().splitlines() or ["kustomize build failed"])[-1]
+    m = re.search(r'err="(.*)"\s*$', line)
+    if m:
+        line = m.group(1).replace('\\"', '"')
+    return line.replace(str(base) + "/", "").replace("Error: ", "", 1)
 
 
 def _dump(data: dict[str, Any]) -> str:

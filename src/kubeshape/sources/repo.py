@@ -54,7 +54,7 @@ class Root:
     """One render root and the deploy target it belongs to."""
 
     id: str
-    kind: str  # "flux" | "argo" | "kustomize" | "helm" | "files"
+    kind: str  # "flux" | "argo" | "kustomize" | "helm" (a HelmRelease's chart) | "chart" (unused chart) | "files"
     target: str
     path: Path | None = None
     spec: dict[str, Any] = field(default_factory=dict)  # the Flux Kustomization / Argo Application spec
@@ -80,6 +80,7 @@ class _Loader:
         self.exclude = exclude
         self.source = RepoSource(root=str(self.base))
         self.charts_used: set[Path] = set()
+        self.failed: set[Path] = set()  # directories whose render failed (reported once, as that failure)
 
     def load(self) -> RepoSource:
         files = collect(self.roots, self.base, self.exclude)
@@ -117,15 +118,30 @@ class _Loader:
                 queue.append(child)
         renderer.prefetch([r.path for r in queue if r.path is not None and r.kind == "kustomize"])
 
-        seen_roots: set[tuple[str, str]] = set()
-        rendered_files: set[str] = set()
-        objects: list[K8sObject] = []
+        self.seen_roots: set[tuple[str, str]] = set()
+        self.rendered_files: set[str] = set()
+        self.objects: list[K8sObject] = []
+        self._drain(queue, renderer, files, plain, var_sources)
+        unused = [c for c in files.charts if c not in self.charts_used]
+        queue.extend(Root(id=f"Helm chart {files.rel(c)}", kind="chart", target=f"chart:{files.rel(c)}", path=c,
+                          spec={"metadata": {"name": c.name, "namespace": "default"}}) for c in unused)
+        self._drain(queue, renderer, files, plain, var_sources)
+        objects = self.objects
+        src.objects = objects
+        src.roots = len(self.seen_roots)
+        self._summarise(files, self.rendered_files, claimed)
+        return src
+
+    def _drain(self, queue: deque[Root], renderer: Renderer, files: RepoFiles, plain: list[YamlFile],
+               var_sources: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
+        """Render roots until none is left; roots found in rendered objects join the queue."""
+        src = self.source
         while queue:
             root = queue.popleft()
-            if (root.defined_at or root.id, root.target) in seen_roots:
+            if (root.defined_at or root.id, root.target) in self.seen_roots:
                 continue
-            seen_roots.add((root.defined_at or root.id, root.target))
-            if len(seen_roots) > _MAX_ROOTS:
+            self.seen_roots.add((root.defined_at or root.id, root.target))
+            if len(self.seen_roots) > _MAX_ROOTS:
                 src.not_analysed.append(f"more than {_MAX_ROOTS} render roots: the rest was not rendered")
                 break
             if root.kind == "files":
@@ -133,6 +149,8 @@ class _Loader:
             else:
                 result = self._render(renderer, root, files)
             if result.error:
+                if root.path is not None:
+                    self.failed.add(root.path)
                 src.not_analysed.append(f"{root.id} ({root.defined_at or files.rel(root.path or self.base)}): "
                                         f"not rendered: {result.error}")
                 continue
@@ -144,7 +162,7 @@ class _Loader:
                     src.notes.append(f"{root.id}: substitution variables from {why} could not be read")
             for item in result.items:
                 data = flux.substitute(item.data, values.values) if root.kind == "flux" else item.data
-                rendered_files.add(item.file)
+                self.rendered_files.add(item.file)
                 for obj in _objects(data, item.file, item.line, item.lines):
                     obj.root, obj.target = root.id, root.target
                     if root.kind == "files" and obj.group.endswith(".fluxcd.io"):
@@ -153,19 +171,24 @@ class _Loader:
                         obj.target = _target_for(obj, "argo")
                     if root.kind == "argo" and not obj.namespace and obj.kind not in CLUSTER_SCOPED:
                         obj.namespace = str(flux.mapping(root.spec.get("destination")).get("namespace") or "")
-                    if root.kind == "helm" and not obj.namespace and obj.kind not in CLUSTER_SCOPED:
+                    if root.kind in ("helm", "chart") and not obj.namespace and obj.kind not in CLUSTER_SCOPED:
                         obj.namespace = helmchart.release_name(root.spec)[1]
                     if not obj.namespace and obj.kind not in CLUSTER_SCOPED:
                         obj.namespace = "default"
                     obj.unresolved = flux.unresolved(obj.raw)
-                    objects.append(obj)
+                    self.objects.append(obj)
                     child = self._child_root(obj, root) or self._chart_root(obj, root)
                     if child is not None:
                         queue.append(child)
-        src.objects = objects
-        src.roots = len(seen_roots)
-        self._summarise(files, rendered_files, claimed)
-        return src
+                        if root.kind == "chart" and child.path is not None:
+                            self._reclaim(child.path)
+
+    def _reclaim(self, path: Path) -> None:
+        """A root found late (an Application a chart renders) deploys files first read as plain files: those
+        plain copies were not what gets deployed, so they go."""
+        rel = relpath(path, self.base)
+        self.objects = [o for o in self.objects
+                        if not (o.root == "plain files" and (o.file or "").startswith(rel + "/"))]
 
     # -- roots ------------------------------------------------------------------------------------------
     def _claimed_dirs(self, files: RepoFiles) -> tuple[set[Path], list[K8sObject]]:
@@ -213,7 +236,9 @@ class _Loader:
             return None
         resolved = (self.base / path).resolve()
         if not resolved.is_relative_to(self.base) or not resolved.is_dir():
-            self.source.not_analysed.append(f"{rid} ({where}): path {path} is not in this repository; not rendered")
+            self.source.not_analysed.append(
+                f"{rid} ({where}): path {path} is not under {self.base} (lint the repository's root, where Flux and "
+                "Argo CD paths start, to include it); not rendered")
             return None
         root.path = resolved
         return root
@@ -231,8 +256,10 @@ class _Loader:
 
     def _render(self, renderer: Renderer, root: Root, files: RepoFiles) -> RenderResult:
         assert root.path is not None
-        if root.kind == "helm":
+        if root.kind in ("helm", "chart"):
             items, error = helmchart.template(root.path, root.spec, self.base)
+            if error and root.kind == "chart":
+                error = f"{error} (nothing in the repository installs it; rendered with its default values)"
             return RenderResult(items=items, error=error)
         if root.kind == "kustomize":
             return renderer.kustomization(root.path)
@@ -258,7 +285,10 @@ class _Loader:
     def _read_problems(self, files: RepoFiles) -> None:
         src = self.source
         skipped: dict[str, list[str]] = defaultdict(list)
+        inputs = _kustomize_inputs(files)
         for yf in [*files.yaml.values(), *files.kustomizations.values()]:
+            if yf.path in inputs:
+                continue  # a patch, a generator's file, a kustomize configuration: read by kustomize, not by us
             if yf.error is not None:
                 if yf.looks_like_manifest or yf.path.name in KUSTOMIZATION_NAMES:
                     src.errors.append((yf.error.file, yf.error.line, f"invalid YAML: {yf.error.problem}"))
@@ -277,10 +307,22 @@ class _Loader:
 
     def _summarise(self, files: RepoFiles, rendered: set[str], claimed: set[Path]) -> None:
         src = self.source
-        for chart in files.charts:
-            if chart not in self.charts_used:
-                src.not_analysed.append(f"Helm chart {files.rel(chart)}: no HelmRelease in the repository installs "
-                                        "it, so its templates were not rendered")
+        remote, values_from = [], []
+        for o in src.objects:
+            if o.kind == "HelmRelease" and o.group == "helm.toolkit.fluxcd.io":
+                spec = flux.mapping(o.raw.get("spec"))
+                if helmchart.local_chart(o.raw, self.base) is None:
+                    remote.append(f"{o.namespace}/{o.name}")
+                if spec.get("valuesFrom"):
+                    values_from.append(f"{o.namespace}/{o.name}")
+        for names, what in ((remote, "install charts from Helm or OCI repositories, which are not fetched: only the "
+                                     "images in their values were checked"),
+                            (values_from, "take values from ConfigMaps/Secrets (valuesFrom), which were not read: "
+                                          "images set there were not checked")):
+            if names:
+                shown = ", ".join(sorted(set(names))[:3]) + (f" and {len(set(names)) - 3} more"
+                                                             if len(set(names)) > 3 else "")
+                src.not_analysed.append(f"{len(set(names))} HelmRelease(s) {what} ({shown})")
         unresolved: dict[str, list[str]] = defaultdict(list)
         for o in src.objects:
             for var in o.unresolved:
@@ -290,8 +332,10 @@ class _Loader:
                                                         else "")
             src.not_analysed.append(f"variable ${{{var}}} is not defined in the repository: checks that need its "
                                     f"value were skipped on {shown}")
+        inputs = _kustomize_inputs(files)
         orphans = sorted(yf.rel for yf in files.yaml.values()
-                         if yf.manifests and yf.rel not in rendered
+                         if yf.manifests and yf.rel not in rendered and yf.path not in inputs
+                         and not _under(yf.path, self.failed)
                          and (_under(yf.path, set(files.kustomizations)) or _under(yf.path, claimed)))
         if orphans:
             shown = ", ".join(orphans[:3]) + (f" and {len(orphans) - 3} more" if len(orphans) > 3 else "")
@@ -336,6 +380,26 @@ def _target_for(obj: K8sObject, kind: str) -> str:
         where = dest.get("server") or dest.get("name") or "in-cluster"
         return f"argo:{where}"
     return f"flux:{os.path.dirname(obj.file or '')}"
+
+
+def _kustomize_inputs(files: RepoFiles) -> set[Path]:
+    """Files a kustomization names outside ``resources`` (patches, generator files, configurations, …)."""
+    out: set[Path] = set()
+    for kdir, yf in files.kustomizations.items():
+        for d in yf.docs:
+            stack: list[Any] = [d.data.get(k) for k in d.data if k not in ("resources", "bases", "components")] \
+                if isinstance(d.data, dict) else []
+            while stack:
+                node = stack.pop()
+                if isinstance(node, str) and len(node) < 4096 and "\n" not in node:
+                    candidate = kdir / node.rpartition("=")[2]
+                    if candidate.suffix in (".yaml", ".yml", ".json") or candidate.name in KUSTOMIZATION_NAMES:
+                        out.add(candidate.resolve())
+                elif isinstance(node, dict):
+                    stack.extend(node.values())
+                elif isinstance(node, list):
+                    stack.extend(node)
+    return out
 
 
 def _is_component(yf: YamlFile) -> bool:
