@@ -365,7 +365,8 @@ def test_patch_files_are_kustomize_inputs_not_orphans(tmp_path: Path) -> None:
     repo = write_repo(tmp_path / "r", {
         "base/deploy.yaml": DEPLOY, "base/kustomization.yaml": "resources:\n- deploy.yaml\n",
         "staging/kustomization.yaml": "resources:\n- ../base\npatches:\n- path: replicas.yaml\n",
-        "staging/replicas.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n",
+        "staging/replicas.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n"
+                                 "spec:\n  replicas: 2\n",
         "staging/values.yaml": "not: a manifest\n",
     })
     _, report = lint_json(str(repo), "--select", "KS1")
