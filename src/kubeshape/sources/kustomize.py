@@ -437,6 +437,14 @@ class _Context:
         self.cache[key] = (stamp, kust)
         return kust
 
+    def realpath(self, path: Path) -> Path:
+        """``os.path.realpath`` once per path and run (every overlay resolves the same bases again)."""
+        key = ("kubeshape.kustomize.realpath", str(path))
+        hit = self.cache.get(key)
+        if hit is None:
+            hit = self.cache[key] = Path(os.path.realpath(path))
+        return hit
+
     def resolve(self, kust: _Kust, ref: Any, what: str) -> Path:
         """Resolve a path written in a kustomization; remote or escaping paths are Unsupported."""
         if not isinstance(ref, str) or not ref:
@@ -445,7 +453,7 @@ class _Context:
             raise Unsupported(f"remote {what} {ref}")
         if os.path.isabs(ref):
             raise Unsupported(f"absolute {what} path {ref}")
-        target = Path(os.path.realpath(kust.directory / ref))
+        target = self.realpath(kust.directory / ref)
         if not _is_within(target, self.base):
             raise Unsupported(f"{what} {ref} outside the repository")
         return target
@@ -455,7 +463,7 @@ class _Context:
         target = self.resolve(kust, ref, what)
         if not target.is_file():
             raise KustomizeError(f"{kust.display}: {what} '{ref}' not found")
-        if not _is_within(target, Path(os.path.realpath(kust.directory))):
+        if not _is_within(target, self.realpath(kust.directory)):
             raise KustomizeError(f"{kust.display}: {what} '{ref}' is not in or below the kustomization directory")
         return target
 
@@ -492,7 +500,7 @@ class _Context:
     def _accumulate_resource(self, kust: _Kust, ref: str, stack: tuple[Path, ...], ra: list[_Res]) -> None:
         target = self.resolve(kust, ref, "resource")
         if target.is_file():
-            if not _is_within(target, Path(os.path.realpath(kust.directory))):
+            if not _is_within(target, self.realpath(kust.directory)):
                 raise KustomizeError(
                     f"{kust.display}: resource '{ref}' is not in or below the kustomization directory"
                 )

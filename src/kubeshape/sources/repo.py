@@ -81,6 +81,7 @@ class _Loader:
         self.source = RepoSource(root=str(self.base))
         self.charts_used: set[Path] = set()
         self.failed: set[Path] = set()  # directories whose render failed (reported once, as that failure)
+        self.inputs: set[Path] = set()  # files kustomizations read besides resources (patches, generators, …)
 
     def load(self) -> RepoSource:
         files = collect(self.roots, self.base, self.exclude)
@@ -285,7 +286,7 @@ class _Loader:
     def _read_problems(self, files: RepoFiles) -> None:
         src = self.source
         skipped: dict[str, list[str]] = defaultdict(list)
-        inputs = _kustomize_inputs(files)
+        inputs = self.inputs = _kustomize_inputs(files)
         for yf in [*files.yaml.values(), *files.kustomizations.values()]:
             if yf.path in inputs:
                 continue  # a patch, a generator's file, a kustomize configuration: read by kustomize, not by us
@@ -332,7 +333,7 @@ class _Loader:
                                                         else "")
             src.not_analysed.append(f"variable ${{{var}}} is not defined in the repository: checks that need its "
                                     f"value were skipped on {shown}")
-        inputs = _kustomize_inputs(files)
+        inputs = self.inputs
         orphans = sorted(yf.rel for yf in files.yaml.values()
                          if yf.manifests and yf.rel not in rendered and yf.path not in inputs
                          and not _under(yf.path, self.failed)
@@ -392,9 +393,9 @@ def _kustomize_inputs(files: RepoFiles) -> set[Path]:
             while stack:
                 node = stack.pop()
                 if isinstance(node, str) and len(node) < 4096 and "\n" not in node:
-                    candidate = kdir / node.rpartition("=")[2]
-                    if candidate.suffix in (".yaml", ".yml", ".json") or candidate.name in KUSTOMIZATION_NAMES:
-                        out.add(candidate.resolve())
+                    name = node.rpartition("=")[2]
+                    if name.endswith((".yaml", ".yml", ".json")):
+                        out.add(Path(os.path.normpath(kdir / name)))
                 elif isinstance(node, dict):
                     stack.extend(node.values())
                 elif isinstance(node, list):
