@@ -167,7 +167,7 @@ def test_indented_block_mappings_are_bounded_too() -> None:
     text = "".join(" " * i + f"k{i}:\n" for i in range(1_200)) + " " * 1_200 + "v: 1\n"
     with pytest.raises(YamlSyntaxError, match=r"nesting deeper than 1,000 levels") as caught:
         load_yaml_text(text, "deep.yaml")
-    assert caught.value.line == 1_001
+    assert caught.value.line in (1_000, 1_001)  # libyaml's own limit (PyYAML ≥ 6.0.4) stops one line earlier
 
 
 def test_nesting_up_to_the_limit_loads() -> None:

@@ -350,6 +350,8 @@ def _syntax_error(exc: BaseException, file: str, text: str, loader: Any) -> Yaml
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         problem = str(exc.problem or exc.context or "syntax error")
+        if "maximum nesting depth" in problem:  # libyaml ≥ 0.2.5 (PyYAML ≥ 6.0.4) has its own limit: same words
+            problem = f"nesting deeper than {MAX_DEPTH:,} levels"
         return YamlSyntaxError(file, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1, problem)
     if isinstance(exc, yaml.reader.ReaderError):
         # libyaml reports a byte offset into the UTF-8 text, the Python reader a character offset
