@@ -406,3 +406,15 @@ def test_app_of_apps_chart_that_nothing_installs_is_rendered_with_its_defaults(t
     assert report["blindSpots"] == []
     [f] = report["findings"]
     assert f["object"]["namespace"] == "guestbook"  # the Application's destination, from the rendered chart
+
+
+def test_documents_nested_up_to_the_reader_limit_are_analysed_without_a_traceback(tmp_path: Path) -> None:
+    deep = "[" * 990 + "]" * 990
+    repo = write_repo(tmp_path / "r", {
+        "k/cm.yaml": f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: deep\ndata:\n  x: {deep}\n",
+        "k/kustomization.yaml": "resources:\n- cm.yaml\nnamespace: x\n",
+        "hr.yaml": f"apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: d\nspec:\n"
+                   f"  values:\n    a: {deep}\n"})
+    for fmt in ("json", "text"):
+        proc = lint(str(repo), "-o", fmt)
+        assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr

@@ -72,6 +72,8 @@ class K8sObject:
     target: str = ""
     unresolved: tuple[str, ...] = ()
     values_containers: list[Container] | None = field(default=None, repr=False, compare=False)
+    # Fields an overlay (a kustomize patch, an images/replicas entry) set: path -> (file, line) that sets it.
+    origins: dict[str, tuple[str, int]] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_raw(cls, raw: dict[str, Any], source: str, kind: str | None = None,
@@ -130,6 +132,19 @@ class K8sObject:
         if self.lines and self.line is not None:
             return lookup_line(self.lines, path, self.line)
         return self.line
+
+    def where(self, path: str) -> tuple[str | None, int | None]:
+        """File and line that set the field at ``path``: the overlay that set it (or a field holding it), else
+        the object's own file at the field's line."""
+        if self.origins and path:
+            prefix = path
+            while prefix:
+                hit = self.origins.get(prefix)
+                if hit is not None:
+                    return hit
+                cut = max(prefix.rfind("."), prefix.rfind("["))
+                prefix = prefix[:cut] if cut > 0 else ""
+        return self.file, self.line_of(path) if path else self.line
 
     def owner(self, kind: str | None = None) -> dict[str, Any] | None:
         """The controller owner reference (optionally of ``kind``)."""

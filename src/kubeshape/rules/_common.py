@@ -68,7 +68,7 @@ def set_image_patch(obj: K8sObject, container: Container, new_image: str, extra:
                     ) -> str:
     """A diff-style patch of the container's image (and other fields), as it stands in the file."""
     anchor = container.path if container.values is not None else f"{container.path}.image"
-    where = f"{obj.file}:{obj.line_of(anchor)}" if obj.file else \
+    where = "{}:{}".format(*obj.where(anchor)) if obj.file else \
         f"{obj.namespace}/{obj.kind}/{obj.name} (live; change it in the file you apply it from)"
     if container.values is not None:
         lines = _values_diff(container, container.values, new_image, extra or {})

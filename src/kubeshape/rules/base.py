@@ -93,7 +93,7 @@ class Context:
         if isinstance(obj, K8sObject):
             ref = obj.ref
             if file is None and obj.file:
-                file, line = obj.file, obj.line_of(path) if path else obj.line
+                file, line = obj.where(path) if path else (obj.file, obj.line)
             source = source or obj.source
         else:
             ref = obj

@@ -15,6 +15,7 @@ objects, ...).  Each quirk is pinned by a cross-check against ``kubectl kustomiz
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -22,9 +23,11 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
+from kubeshape.inventory import lookup_line, selector_matches
 from kubeshape.sources.yamlio import Document, YamlSyntaxError, load_yaml_file, load_yaml_text
 
 __all__ = ["KUSTOMIZATION_FILES", "KustomizeError", "Rendered", "Unsupported", "find_kustomization", "render"]
@@ -34,12 +37,22 @@ KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization
 
 @dataclass(slots=True)
 class Rendered:
-    """One object of the rendered output and where it came from."""
+    """One object of the rendered output and where it came from.
+
+    ``file``, ``line`` and ``lines`` locate the object's source document (its resource file).  ``origins``
+    maps the field paths (``lines`` syntax, list indices as in ``data``) that an overlay set or changed — a
+    strategic-merge or JSON 6902 patch, an ``images`` or ``replicas`` entry — to the file (relative to the
+    repository) and line that set them.  It also maps the fields of the source document that a patch moved
+    (the base's containers after a sidecar a patch put first) to their lines in ``file``.  A path neither in
+    ``origins`` nor under one of its paths is where ``lines`` says.  Fields set by Flux's overlay of a
+    Kustomization (``extra``) have no file of their own and are not in ``origins``.
+    """
 
     data: dict[str, Any]
     file: str
     line: int
     lines: dict[str, int]
+    origins: dict[str, tuple[str, int]] = dataclass_field(default_factory=dict)
 
 
 class Unsupported(Exception):
@@ -103,8 +116,9 @@ def render(
     resources = _sort(resources, kust.sort_options, kust.display)
     out = []
     for res in resources:
+        origins = res.marks.paths(res.data) if res.marks is not None else {}
         _finalize_annotations(res)
-        out.append(Rendered(res.data, res.file, res.line, res.lines))
+        out.append(Rendered(res.data, res.file, res.line, res.lines, origins))
     return out
 
 
@@ -113,7 +127,7 @@ def _virtual_kustomization(ctx: _Context, kdir: Path, raw: dict[str, Any]) -> _K
         if key in _UNSUPPORTED_FIELDS or key not in _SUPPORTED_FIELDS or key in ("bases", "sortOptions"):
             raise Unsupported(f"Flux overlay field {key}")
     display = f"{ctx.display(kdir / 'kustomization.yaml')} (generated)"
-    return _Kust(kdir / "kustomization.yaml", display, "Kustomization", raw, {})
+    return _Kust(kdir / "kustomization.yaml", display, "Kustomization", raw, {}, virtual=True)
 
 
 # --------------------------------------------------------------------------- resources and ids
@@ -125,7 +139,7 @@ _NOT_NAMESPACED = "_non_namespaceable_"
 class _Res:
     """A resource plus the build-time bookkeeping kustomize keeps in internal annotations."""
 
-    __slots__ = ("behavior", "data", "file", "line", "lines", "needs_hash", "prefixes", "prev", "suffixes")
+    __slots__ = ("behavior", "data", "file", "line", "lines", "marks", "needs_hash", "prefixes", "prev", "suffixes")
 
     def __init__(self, data: dict[str, Any], file: str, line: int, lines: dict[str, int]) -> None:
         self.data = data
@@ -137,6 +151,13 @@ class _Res:
         self.suffixes: list[str] = []
         self.behavior = ""
         self.needs_hash = False
+        self.marks: _Marks | None = None  # fields an overlay set, once one did
+
+    def marked(self) -> _Marks:
+        """The resource's marks; the first call (before a patch changes the resource) records its layout."""
+        if self.marks is None:
+            self.marks = _Marks(self)
+        return self.marks
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -261,6 +282,202 @@ def _is_within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
+# --------------------------------------------------------------------------- field provenance
+
+_Origin = tuple[str, int]  # file relative to the repository, line
+
+
+class _Marks:
+    """The fields of one resource that overlays set, tied to the objects that hold them.
+
+    Patches reorder lists and later patches rebuild them, so a field is recorded by the identity of its
+    container, not by its path: ``keys`` holds scalar fields (a map and key, or a list and index) and ``nodes``
+    maps and lists an overlay put there as a whole.  ``home`` is where each map and list of the resource was
+    when the first overlay touched it, so that ``paths`` can also point the fields a patch moved (a container
+    after the sidecar a patch put first) back at their own lines.  The entries keep their objects alive, so an
+    ``id`` is never reused while it is recorded.
+    """
+
+    __slots__ = ("file", "home", "keys", "lines", "nodes")
+
+    def __init__(self, res: _Res) -> None:
+        self.keys: dict[int, tuple[Any, dict[Any, _Origin]]] = {}
+        self.nodes: dict[int, tuple[Any, _Origin]] = {}
+        self.file, self.lines = res.file, res.lines
+        self.home: dict[int, tuple[Any, str]] = {}
+        stack: list[tuple[Any, str]] = [(res.data, "")]
+        while stack:
+            node, path = stack.pop()
+            self.home[id(node)] = (node, path)
+            if isinstance(node, dict):
+                stack.extend((v, f"{path}.{k}" if path else str(k))
+                             for k, v in node.items() if isinstance(v, dict | list))
+            else:
+                stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node) if isinstance(v, dict | list))
+
+    def key(self, parent: dict[Any, Any] | list[Any], key: Any, origin: _Origin) -> None:
+        entry = self.keys.get(id(parent))
+        if entry is None:
+            entry = self.keys[id(parent)] = (parent, {})
+        entry[1][key] = origin
+
+    def node(self, node: Any, origin: _Origin) -> None:
+        self.nodes[id(node)] = (node, origin)
+
+    def shift(self, items: list[Any], index: int, delta: int) -> None:
+        """An item was inserted at (``delta`` 1) or removed from (-1) ``index`` of ``items``."""
+        entry = self.keys.get(id(items))
+        if entry is None:
+            return
+        moved = {}
+        for i, origin in entry[1].items():
+            if i < index:
+                moved[i] = origin
+            elif delta > 0 or i > index:
+                moved[i + delta] = origin
+        self.keys[id(items)] = (items, moved)
+
+    def rekey(self, old: Any, new: Any) -> None:
+        """``new`` replaced ``old`` with the same keys."""
+        entry = self.keys.pop(id(old), None)
+        if entry is not None:
+            self.keys[id(new)] = (new, entry[1])
+        hit = self.nodes.pop(id(old), None)
+        if hit is not None:
+            self.nodes[id(new)] = (new, hit[1])
+        home = self.home.pop(id(old), None)
+        if home is not None:
+            self.home[id(new)] = (new, home[1])
+
+    def paths(self, data: dict[str, Any]) -> dict[str, _Origin]:
+        """Field path (in ``data``, the final object) → origin, for the recorded fields still in ``data``
+        and the fields of the resource's own file that are no longer at their path there."""
+        out: dict[str, _Origin] = {}
+        lines, file = self.lines, self.file
+        stack: list[tuple[Any, str]] = [(data, "")]
+        while stack:
+            node, path = stack.pop()
+            nid = id(node)
+            home = self.home.get(nid)
+            moved = home[1] if home is not None and home[1] != path else None
+            if moved is not None and moved in lines:
+                out[path] = file, lines[moved]
+            hit = self.nodes.get(nid)
+            if hit is not None and path:
+                out[path] = hit[1]
+            entry = self.keys.get(nid)
+            keyed = entry[1] if entry is not None else None
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    sub = f"{path}.{key}" if path else str(key)
+                    if moved is not None:
+                        was = f"{moved}.{key}" if moved else str(key)
+                        if was in lines:
+                            out[sub] = file, lines[was]
+                    if keyed and key in keyed:
+                        out[sub] = keyed[key]
+                    if isinstance(value, dict | list):
+                        stack.append((value, sub))
+            else:
+                for i, value in enumerate(node):
+                    sub = f"{path}[{i}]"
+                    if keyed and i in keyed:
+                        out[sub] = keyed[i]
+                    if isinstance(value, dict | list):
+                        stack.append((value, sub))
+        return out
+
+
+@dataclass(slots=True)
+class _Source:
+    """Where the text of a patch is: its file and how the lines of the parsed text map to the file's lines."""
+
+    file: str
+    lines: dict[str, int] = dataclass_field(default_factory=dict)  # of the patch document (or the JSON operations)
+    start: int = 1  # text line of the document
+    offset: int = 0  # file line = text line + offset
+    fixed: int = 0  # every field is at this line (inline text whose own lines cannot be told)
+
+    def at(self, path: str) -> _Origin:
+        if self.fixed:
+            return self.file, self.fixed
+        return self.file, lookup_line(self.lines, path, self.start) + self.offset
+
+    def document(self, doc: Document) -> _Source:
+        return _Source(self.file, doc.lines, doc.line, self.offset, self.fixed)
+
+
+# A YAML literal block scalar starts on the line after its indicator (``patch: |-``, ``- |``).
+_LITERAL_BLOCK = re.compile(r"(?:^|[\s:-])\|[1-9+-]{0,2}\s*(?:#.*)?$")
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
+def _mark_patch(marks: _Marks, out: Any, src: Any, path: str, at: _Source, schema: dict[str, Any] | None) -> None:
+    """Record the fields of ``out`` that the applied patch value ``src`` set (``path``: its path in the patch).
+
+    ``out`` is where ``src`` landed in the patched object: ``src`` itself when the patch brought the whole
+    map or list, else the object's own, merged one (keyed list items are matched by their merge keys).
+    """
+    if out is src and path:
+        marks.node(out, at.at(path))
+    if isinstance(src, dict):
+        if not isinstance(out, dict):
+            return
+        fields = schema.get("f", {}) if schema else {}
+        for key, value in src.items():
+            if key not in out:
+                continue
+            sub = f"{path}.{key}" if path else str(key)
+            if isinstance(value, dict | list):
+                _mark_patch(marks, out[key], value, sub, at, fields.get(key))
+            elif value is not None:
+                marks.key(out, key, at.at(sub))
+        return
+    if not isinstance(src, list) or not isinstance(out, list):
+        return
+    keys = schema.get("k") if schema else None
+    item_schema = schema.get("i") if schema else None
+    for i, value in enumerate(src):
+        sub = f"{path}[{i}]"
+        if out is src or keys is None:
+            if i >= len(out):
+                break
+            if isinstance(value, dict | list):
+                _mark_patch(marks, out[i], value, sub, at, item_schema)
+            else:
+                marks.key(out, i, at.at(sub))
+        elif not keys:
+            text = _text(value)
+            for j, item in enumerate(out):
+                if _text(item) == text:
+                    marks.key(out, j, at.at(sub))
+                    break
+        elif isinstance(value, dict):
+            wanted = [(k, _text(value[k])) for k in keys if k in value]
+            for item in out:
+                if isinstance(item, dict) and all(k in item and _text(item[k]) == v for k, v in wanted):
+                    if item is not value:  # merged into the object's own item: its merge keys only select it
+                        value = {k: v for k, v in value.items() if k not in keys}
+                    _mark_patch(marks, item, value, sub, at, item_schema)
+                    break
+
+
+def _mark_sm_patch(res: _Res, patch: dict[str, Any], at: _Source, renamed: bool) -> None:
+    """Record what an applied strategic-merge patch set, but not the fields that only select the target."""
+    marks = res.marked()
+    schema = _schema_of(res.data)
+    fields = schema.get("f", {}) if schema else {}
+    for key, value in patch.items():
+        if key in ("apiVersion", "kind") or key not in res.data:
+            continue
+        if key == "metadata" and isinstance(value, dict) and not renamed:
+            value = {k: v for k, v in value.items() if k not in ("name", "namespace")}
+        if isinstance(value, dict | list):
+            _mark_patch(marks, res.data[key], value, key, at, fields.get(key))
+        elif value is not None:
+            marks.key(res.data, key, at.at(key))
+
+
 # --------------------------------------------------------------------------- kustomization files
 
 _SUPPORTED_FIELDS = frozenset(
@@ -288,6 +505,7 @@ class _Kust:
     kind: str
     raw: dict[str, Any]
     lines: dict[str, int]
+    virtual: bool = False  # Flux's overlay of a Kustomization's spec: no file of its own
 
     @property
     def directory(self) -> Path:
@@ -416,6 +634,34 @@ class _Context:
             raise KustomizeError(str(exc)) from None
         self.cache[key] = (stamp, docs)
         return docs
+
+    def text_lines(self, path: Path) -> list[str]:
+        """The lines of a file as YAML counts them (for the lines of patches written inline)."""
+        key = ("kubeshape.kustomize.lines", str(path))
+        stamp = self._stamp(path)
+        hit = self.cache.get(key)
+        if hit is not None and hit[0] == stamp:
+            lines: list[str] = hit[1]
+            return lines
+        lines = _LINE_BREAK.split(path.read_text(encoding="utf-8", errors="replace"))
+        self.cache[key] = (stamp, lines)
+        return lines
+
+    def inline_source(self, kust: _Kust, path: str, stripped: int) -> _Source | None:
+        """Where the text of an inline patch at ``path`` of ``kust`` lies (None in Flux's virtual overlay).
+
+        ``stripped`` is how many line breaks were cut from the start of the text before it was parsed.
+        """
+        if kust.virtual:
+            return None
+        line = lookup_line(kust.lines, path, 1)
+        try:
+            here = self.text_lines(kust.path)[line - 1] if path in kust.lines else ""
+        except (OSError, IndexError):
+            here = ""
+        if _LITERAL_BLOCK.search(here):
+            return _Source(kust.display, offset=line + stripped)
+        return _Source(kust.display, fixed=line)
 
     def kustomization(self, directory: Path) -> _Kust:
         found = [directory / n for n in KUSTOMIZATION_FILES if (directory / n).is_file()]
@@ -842,11 +1088,13 @@ def _walk_spec(node: Any, parts: tuple[str, ...], create: bool, create_kind: str
         _walk_spec(node[name], parts[1:], create, create_kind, setter)
 
 
-def _set_scalar(value: Any) -> _Setter:
+def _set_scalar(value: Any, marks: _Marks | None = None, origin: _Origin | None = None) -> _Setter:
     def setter(parent: dict[Any, Any], key: str) -> None:
         if isinstance(parent[key], dict | list):
             raise _FieldError
         parent[key] = value
+        if marks is not None and origin is not None:
+            marks.key(parent, key, origin)
 
     return setter
 
@@ -1042,18 +1290,20 @@ def _set_map_entries(ra: list[_Res], entries: dict[str, str], specs: list[_Field
 
 
 def _replicas(kust: _Kust, ra: list[_Res]) -> None:
-    for entry in kust.list_of("replicas", dict):
+    for index, entry in enumerate(kust.list_of("replicas", dict)):
         name, count = entry.get("name"), entry.get("count")
         if set(entry) - {"name", "count"} or not isinstance(name, str):
             raise Unsupported("replicas entry")
         if not isinstance(count, int) or isinstance(count, bool):
             raise Unsupported("replicas with a non-integer count")
         found = False
+        origin = None if kust.virtual else (kust.display, lookup_line(kust.lines, f"replicas[{index}].count", 1))
         for spec in _REPLICA_SPECS:
             matches = [r for r in ra if any(i[3] == name and _gvk_selected(i[:3], spec[:3]) for i in r.any_ids())]
             for res in matches:
                 found = True
-                _apply_spec(res, spec, "scalar", _set_scalar(count))
+                _apply_spec(res, spec, "scalar", _set_scalar(count, res.marked(), origin) if origin else
+                            _set_scalar(count))
         if not found:
             raise KustomizeError(f"{kust.display}: replicas: no Deployment, ReplicationController, ReplicaSet "
                                  f"or StatefulSet named {name}")
@@ -1065,7 +1315,8 @@ _TAG_CHARS = "[a-zA-Z0-9_.{}-]"
 
 
 def _images(kust: _Kust, ra: list[_Res]) -> None:
-    for entry in kust.list_of("images", dict) + kust.list_of("imageTags", dict):
+    images = kust.list_of("images", dict)
+    for i, entry in enumerate(images + kust.list_of("imageTags", dict)):
         unknown = set(entry) - {"name", "newName", "newTag", "digest"}
         if unknown:
             raise Unsupported(f"images field {sorted(unknown)[0]}")
@@ -1073,37 +1324,51 @@ def _images(kust: _Kust, ra: list[_Res]) -> None:
         if not all(v is None or isinstance(v, str) for v in values) or not values[0]:
             raise Unsupported("images entry with a missing name or non-string values")
         update = _image_updater(kust.display, *(v or "" for v in values))
+        origin = None
+        if not kust.virtual:
+            item = f"images[{i}]" if i < len(images) else f"imageTags[{i - len(images)}]"
+            setting = next((k for k in ("newTag", "digest", "newName") if entry.get(k)), "")
+            origin = kust.display, lookup_line(kust.lines, f"{item}.{setting}" if setting else item, 1)
+        hits: list[dict[Any, Any]] = []
 
-        def set_image(parent: dict[Any, Any], key: str, update: Callable[[dict[Any, Any]], None] = update) -> None:
-            update(parent)
+        def set_image(parent: dict[Any, Any], key: str, update: _Updater = update, hits: list[Any] = hits) -> None:
+            if update(parent):
+                hits.append(parent)
 
         for res in ra:
             if res.kind == "CustomResourceDefinition":
                 for spec in _CRD_IMAGE_SPECS:
                     _apply_spec(res, spec, None, set_image)
             else:
-                _walk_containers(res.data, update)
+                _walk_containers(res.data, update, hits)
+            if hits:
+                if origin is not None:
+                    marks = res.marked()
+                    for container in hits:
+                        marks.key(container, "image", origin)
+                hits.clear()
 
 
-def _image_updater(
-    display: str, name: str, new_name: str, new_tag: str, digest: str
-) -> Callable[[dict[Any, Any]], None]:
-    """kustomize's image tag updater for one ``images`` entry, applied to a container."""
+_Updater = Callable[[dict[Any, Any]], bool]
+
+
+def _image_updater(display: str, name: str, new_name: str, new_tag: str, digest: str) -> _Updater:
+    """kustomize's image tag updater for one ``images`` entry, applied to a container (True: it matched)."""
     try:
         # kustomize concatenates the name into the regexp unescaped; reproduce that.
         pattern = re.compile(f"^{name}(:{_TAG_CHARS}*)?(@sha256:{_TAG_CHARS}*)?\\Z")
     except re.error:
         raise Unsupported(f"image name {name!r} is not a valid regular expression") from None
 
-    def update(container: dict[Any, Any]) -> None:
+    def update(container: dict[Any, Any]) -> bool:
         value = container.get("image")
         if value is None:
-            return
+            return False
         if isinstance(value, dict | list):
             raise KustomizeError(f"{display}: image field that is not a string")
         text = _text(value)
         if not pattern.search(text):
-            return
+            return False
         img, tag, dig = _split_image(text)
         if new_name:
             img = new_name
@@ -1114,21 +1379,23 @@ def _image_updater(
         elif digest:
             tag, dig = "", digest
         container["image"] = img + (f":{tag}" if tag else "") + (f"@{dig}" if dig else "")
+        return bool(new_name or new_tag or digest)
 
     return update
 
 
-def _walk_containers(node: Any, update: Callable[[dict[Any, Any]], None]) -> None:
+def _walk_containers(node: Any, update: _Updater, hits: list[dict[Any, Any]]) -> None:
+    """Apply ``update`` to every container (and init container) below ``node``; ``hits`` gets those it set."""
     if isinstance(node, dict):
         for key, value in node.items():
-            _walk_containers(value, update)
+            _walk_containers(value, update, hits)
             if key in ("containers", "initContainers") and isinstance(value, list):
                 for item in value:
-                    if isinstance(item, dict):
-                        update(item)
+                    if isinstance(item, dict) and update(item):
+                        hits.append(item)
     elif isinstance(node, list):
         for item in node:
-            _walk_containers(item, update)
+            _walk_containers(item, update, hits)
 
 
 def _split_image(image: str) -> tuple[str, str, str]:
@@ -1151,36 +1418,44 @@ def _split_image(image: str) -> tuple[str, str, str]:
 _PATCH_OPTIONS = frozenset({"allowNameChange", "allowKindChange", "allowNoTargetMatch"})
 
 
-def _patch_text(ctx: _Context, kust: _Kust, entry: dict[str, Any], field: str) -> str:
-    path, inline = entry.get("path"), entry.get("patch")
-    if inline is not None and not isinstance(inline, str):
+def _patch_text(
+    ctx: _Context, kust: _Kust, entry: dict[str, Any], field: str, index: int
+) -> tuple[str, _Source | None]:
+    """The text of a patch entry and where it lies (None: nowhere a user can edit)."""
+    path, raw = entry.get("path"), entry.get("patch")
+    if raw is not None and not isinstance(raw, str):
         raise Unsupported(f"{field} with a non-string patch")
-    inline = (inline or "").strip()
+    inline = (raw or "").strip()
     if inline and path:
         raise KustomizeError(f"{kust.display}: {field}: patch and path can't be set at the same time")
     if path:
         file = ctx.load_file(kust, path, "patch file")
         try:
-            return file.read_text(encoding="utf-8")
+            return file.read_text(encoding="utf-8"), _Source(ctx.display(file))
         except UnicodeDecodeError:
             raise KustomizeError(f"{ctx.display(file)}: not UTF-8 text") from None
     if not inline:
         raise KustomizeError(f"{kust.display}: {field}: must specify one of patch and path")
-    return inline
+    text = raw or ""
+    stripped = text[: len(text) - len(text.lstrip())].count("\n")  # line breaks before the patch's first line
+    return inline, ctx.inline_source(kust, f"{field}[{index}].patch", stripped)
 
 
-def _classify_patch(text: str, display: str) -> tuple[str, Any]:
-    """('sm', patch object) or ('json', operations), decided like kustomize's PatchTransformer."""
+def _classify_patch(text: str, display: str) -> tuple[str, Any, Document | None]:
+    """('sm', patch object) or ('json', operations), decided like kustomize's PatchTransformer.
+
+    The third item is the parsed document, for the lines of the patch's fields (None if there is none).
+    """
     try:
-        docs: list[Any] | None = [d.data for d in load_yaml_text(text, display, with_lines=False)]
+        docs: list[Document] | None = load_yaml_text(text, display)
     except YamlSyntaxError:
         docs = None
-    nonempty = [d for d in docs or [] if d is not None and d != {}]
-    if len(nonempty) == 1 and isinstance(nonempty[0], dict):
-        doc = nonempty[0]
+    nonempty = [d for d in docs or [] if d.data is not None and d.data != {}]
+    if len(nonempty) == 1 and isinstance(nonempty[0].data, dict):
+        doc = nonempty[0].data
         md = doc.get("metadata")
         if doc.get("kind") and isinstance(md, dict) and md.get("name"):
-            return "sm", doc
+            return "sm", doc, nonempty[0]
     ops: Any = None
     if text.startswith("["):
         try:
@@ -1188,9 +1463,9 @@ def _classify_patch(text: str, display: str) -> tuple[str, Any]:
         except ValueError:
             ops = None
     elif docs:
-        ops = docs[0]
+        ops = docs[0].data
     if isinstance(ops, list) and all(isinstance(op, dict) for op in ops):
-        return "json", ops
+        return "json", ops, docs[0] if docs else None
     raise KustomizeError(f"{display}: unable to parse SM or JSON patch")
 
 
@@ -1209,51 +1484,57 @@ def _patches(ctx: _Context, kust: _Kust, ra: list[_Res]) -> None:
             raise Unsupported(f"patches field {sorted(set(entry) - {'path', 'patch', 'target', 'options'})[0]}")
         options = _patch_options(entry)
         where = f"{kust.display}: patches[{i}]"
-        kind, patch = _classify_patch(_patch_text(ctx, kust, entry, "patches"), where)
+        text, source = _patch_text(ctx, kust, entry, "patches", i)
+        kind, patch, doc = _classify_patch(text, where)
+        at = source.document(doc) if source is not None and doc is not None else source
         target = entry.get("target")
         if kind == "sm":
             targets = _select(ra, target) if target is not None else [_get_by_id(ra, patch, where)]
-            _apply_sm_patch(ra, targets, patch, options, where)
+            _apply_sm_patch(ra, targets, patch, options, where, at)
         else:
             if target is None:
                 raise KustomizeError(f"{where}: must specify a target for a JSON patch")
             for res in _select(ra, target):
                 res.store_previous_id()
-                _apply_json_patch(res, patch, where)
+                _apply_json_patch(res, patch, where, at)
 
 
 def _patches_strategic_merge(ctx: _Context, kust: _Kust, ra: list[_Res]) -> None:
     entries = kust.list_of("patchesStrategicMerge", str)
-    patches: list[tuple[str, dict[str, Any]]] = []
+    patches: list[tuple[str, Document, _Source | None]] = []
     for i, entry in enumerate(entries):
         where = f"{kust.display}: patchesStrategicMerge[{i}]"
         inline = _inline_patches(entry, where)
-        if inline is None:
+        if inline is not None:
+            source = ctx.inline_source(kust, f"patchesStrategicMerge[{i}]", 0)
+        else:
             file = ctx.load_file(kust, entry, "patch file")
-            docs = [d.data for d in ctx.read_docs(file) if d.data is not None]
+            inline = [d for d in ctx.read_docs(file) if d.data is not None]
             where = ctx.display(file)
-            for doc in docs:
+            source = _Source(where)
+            for d in inline:
+                doc = d.data
                 md = doc.get("metadata") if isinstance(doc, dict) else None
                 if not isinstance(doc, dict) or not doc.get("kind") or not isinstance(md, dict) or not md.get("name"):
                     raise KustomizeError(f"{where}: patch without kind or metadata.name")
                 if isinstance(doc.get("kind"), str) and doc["kind"].endswith("List") and "items" in doc:
                     raise Unsupported(f"{where}: List in a patch")
-            inline = docs
-        patches.extend((where, p) for p in inline)
-    for where, patch in patches:
-        _apply_sm_patch(ra, [_get_by_id(ra, patch, where)], patch, {}, where)
+        patches.extend((where, d, source) for d in inline)
+    for where, d, source in patches:
+        at = source.document(d) if source is not None else None
+        _apply_sm_patch(ra, [_get_by_id(ra, d.data, where)], d.data, {}, where, at)
 
 
-def _inline_patches(entry: str, where: str) -> list[dict[str, Any]] | None:
+def _inline_patches(entry: str, where: str) -> list[Document] | None:
     """patchesStrategicMerge entries may hold the patch itself instead of a file name."""
     if "\n" not in entry and ":" not in entry:
         return None
     try:
-        docs = [d.data for d in load_yaml_text(entry, where, with_lines=False) if d.data is not None]
+        docs = [d for d in load_yaml_text(entry, where) if d.data is not None]
     except YamlSyntaxError:
         return None
-    if not docs or not all(isinstance(d, dict) and d.get("kind") and isinstance(d.get("metadata"), dict)
-                           and d["metadata"].get("name") for d in docs):
+    if not docs or not all(isinstance(d.data, dict) and d.data.get("kind") and isinstance(d.data.get("metadata"), dict)
+                           and d.data["metadata"].get("name") for d in docs):
         return None
     return docs
 
@@ -1274,7 +1555,12 @@ def _get_by_id(ra: list[_Res], patch: dict[str, Any], where: str) -> _Res:
 
 
 def _apply_sm_patch(
-    ra: list[_Res], targets: list[_Res], patch: dict[str, Any], options: dict[str, bool], where: str
+    ra: list[_Res],
+    targets: list[_Res],
+    patch: dict[str, Any],
+    options: dict[str, bool],
+    where: str,
+    at: _Source | None = None,
 ) -> None:
     removed: list[_Res] = []
     for res in targets:
@@ -1286,6 +1572,7 @@ def _apply_sm_patch(
         name, namespace, kind = res.name, res.namespace, res.kind
         if options.get("allowNameChange") or options.get("allowKindChange"):
             res.store_previous_id()
+        res.marked()
         result = _smp(res.data, copy, where)
         if not isinstance(result, dict) or not result:
             removed.append(res)
@@ -1296,6 +1583,9 @@ def _apply_sm_patch(
         if not options.get("allowNameChange"):
             res.set_name(name)
         res.set_namespace(namespace)
+        if at is not None:
+            with contextlib.suppress(RecursionError):  # nested too deep: only the patch's lines are lost
+                _mark_sm_patch(res, copy, at, bool(options.get("allowNameChange")))
     if removed:
         ra[:] = [r for r in ra if all(r is not x for x in removed)]
 
@@ -1308,7 +1598,8 @@ def _patches_json6902(ctx: _Context, kust: _Kust, ra: list[_Res]) -> None:
         target = entry.get("target")
         if not isinstance(target, dict) or not target.get("name"):
             raise KustomizeError(f"{where}: must specify the target name")
-        text = _patch_text(ctx, kust, entry, "patchesJson6902")
+        text, source = _patch_text(ctx, kust, entry, "patchesJson6902", i)
+        doc: Document | None = None
         if text.startswith("["):
             try:
                 ops = json.loads(text)
@@ -1316,14 +1607,19 @@ def _patches_json6902(ctx: _Context, kust: _Kust, ra: list[_Res]) -> None:
                 raise KustomizeError(f"{where}: cannot decode the JSON patch") from None
         else:
             try:
-                docs = [d.data for d in load_yaml_text(text, where, with_lines=False) if d.data is not None]
+                docs = [d for d in load_yaml_text(text, where) if d.data is not None]
             except YamlSyntaxError as exc:
                 raise KustomizeError(str(exc)) from None
-            ops = docs[0] if len(docs) == 1 else None
+            doc = docs[0] if len(docs) == 1 else None
+            ops = doc.data if doc is not None else None
         if not isinstance(ops, list) or not ops or not all(isinstance(op, dict) for op in ops):
             raise KustomizeError(f"{where}: not a JSON 6902 patch")
-        for res in _select(ra, target):
-            _apply_json_patch(res, ops, where)
+        targets = _select(ra, target)
+        at = source
+        if source is not None and targets:
+            at = source.document(doc or _json_lines(text, where))
+        for res in targets:
+            _apply_json_patch(res, ops, where, at)
 
 
 # --------------------------------------------------------------------------- target selection
@@ -1378,31 +1674,21 @@ def _label_selector(text: Any) -> Callable[[dict[str, str]], bool] | None:
         return None
     if not isinstance(text, str):
         raise Unsupported("label selector is not a string")
-    checks: list[tuple[str, str, frozenset[str]]] = []  # (key, operator, values)
+    exprs: list[dict[str, Any]] = []  # the text as matchExpressions
     for part in re.split(r",(?![^()]*\))", text):
         part = part.strip()
         if m := re.fullmatch(rf"({_LABEL_TOKEN})\s+(in|notin)\s+\(([^()]*)\)", part):
-            checks.append((m.group(1), m.group(2), frozenset(v.strip() for v in m.group(3).split(","))))
+            exprs.append({"key": m.group(1), "operator": "In" if m.group(2) == "in" else "NotIn",
+                          "values": [v.strip() for v in m.group(3).split(",")]})
         elif m := re.fullmatch(rf"({_LABEL_TOKEN})\s*(==|!=|=)\s*([-A-Za-z0-9_.]*)", part):
-            checks.append((m.group(1), "notin" if m.group(2) == "!=" else "in", frozenset([m.group(3)])))
+            exprs.append({"key": m.group(1), "operator": "NotIn" if m.group(2) == "!=" else "In",
+                          "values": [m.group(3)]})
         elif m := re.fullmatch(rf"(!?)\s*({_LABEL_TOKEN})", part):
-            checks.append((m.group(2), "absent" if m.group(1) else "exists", frozenset()))
+            exprs.append({"key": m.group(2), "operator": "DoesNotExist" if m.group(1) else "Exists"})
         else:
             raise Unsupported(f"label selector {text!r}")
-
-    def matches(labels: dict[str, str]) -> bool:
-        for key, op, values in checks:
-            if op == "in" and labels.get(key) not in values:
-                return False
-            if op == "notin" and key in labels and labels[key] in values:
-                return False
-            if op == "exists" and key not in labels:
-                return False
-            if op == "absent" and key in labels:
-                return False
-        return True
-
-    return matches
+    selector = {"matchExpressions": exprs}
+    return lambda labels: selector_matches(selector, labels)
 
 
 # --------------------------------------------------------------------------- strategic merge patch
@@ -1676,16 +1962,24 @@ class _PatchError(Exception):
     pass
 
 
-def _apply_json_patch(res: _Res, ops: list[dict[str, Any]], where: str) -> None:
+def _apply_json_patch(res: _Res, ops: list[dict[str, Any]], where: str, at: _Source | None = None) -> None:
     # kustomize keeps its build state in annotations, so whenever there is some the map exists.
     if res.meta.get("annotations") is None and (res.prev or res.prefixes or res.suffixes or res.behavior):
         res.meta["annotations"] = {}
     doc = res.data
+    marks = res.marked()
     for number, op in enumerate(ops):
+        removed = _list_slot(doc, op.get("from") if op.get("op") == "move" else op.get("path")) \
+            if at is not None and op.get("op") in ("remove", "move") else None
         try:
             _json_op(doc, op)
         except _PatchError as exc:
             raise KustomizeError(f"{where}: operation {number} ({op.get('op')} {op.get('path')}): {exc}") from None
+        if at is not None:
+            if removed is not None:
+                marks.shift(removed[0], removed[1], -1)
+            with contextlib.suppress(RecursionError):  # nested too deep: only the value's lines are lost
+                _mark_json_op(marks, doc, op, number, at)
     if not isinstance(doc.get("metadata"), dict):
         raise KustomizeError(f"{where}: the patch removed metadata from {res.describe()}")
     # kustomize round-trips the object through JSON and rewrites its annotations as strings.
@@ -1694,6 +1988,55 @@ def _apply_json_patch(res: _Res, ops: list[dict[str, Any]], where: str) -> None:
         res.meta["annotations"] = {
             k: ("true" if v else "false") if isinstance(v, bool) else v for k, v in annotations.items()
         }
+        marks.rekey(annotations, res.meta["annotations"])
+
+
+def _list_slot(doc: Any, path: Any) -> tuple[list[Any], int] | None:
+    """The list and index ``path`` points into, if it points into a list (before an operation removes it)."""
+    try:
+        tokens = _pointer(path)
+        parent = _parent(doc, tokens)
+        if isinstance(parent, list):
+            return parent, _index(tokens[-1], len(parent), False)
+    except (_PatchError, Unsupported):
+        pass
+    return None
+
+
+def _mark_json_op(marks: _Marks, doc: Any, op: dict[str, Any], number: int, at: _Source) -> None:
+    """Record the field a JSON 6902 operation set, at the line of its value (of the operation for move/copy)."""
+    kind = op.get("op")
+    if kind not in ("add", "replace", "move", "copy"):
+        return
+    tokens = _pointer(op.get("path"))
+    parent, last = _parent(doc, tokens), tokens[-1]
+    key: Any = last
+    if isinstance(parent, list):
+        key = len(parent) - 1 if last == "-" else int(last)
+        if kind != "replace":
+            marks.shift(parent, key, 1)
+    source = f"[{number}].value" if kind in ("add", "replace") else f"[{number}]"
+    value = parent[key]
+    if isinstance(value, dict | list):
+        if isinstance(parent, dict):
+            entry = marks.keys.get(id(parent))
+            if entry is not None:
+                entry[1].pop(key, None)
+        if kind in ("add", "replace"):
+            _mark_patch(marks, value, value, source, at, None)
+        else:
+            marks.node(value, at.at(source))
+    else:
+        marks.key(parent, key, at.at(source))
+
+
+def _json_lines(text: str, where: str) -> Document:
+    """The JSON operations parsed as YAML, for their lines (no lines when YAML cannot read them)."""
+    try:
+        docs = [d for d in load_yaml_text(text, where) if d.data is not None]
+    except YamlSyntaxError:
+        docs = []
+    return docs[0] if docs else Document(None, 1)
 
 
 def _pointer(path: Any) -> list[str]:

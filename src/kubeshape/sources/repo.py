@@ -164,7 +164,7 @@ class _Loader:
             for item in result.items:
                 data = flux.substitute(item.data, values.values) if root.kind == "flux" else item.data
                 self.rendered_files.add(item.file)
-                for obj in _objects(data, item.file, item.line, item.lines):
+                for obj in _objects(data, item.file, item.line, item.lines, item.origins):
                     obj.root, obj.target = root.id, root.target
                     if root.kind == "files" and obj.group.endswith(".fluxcd.io"):
                         obj.target = _target_for(obj, "flux")  # each cluster directory is bootstrapped apart
@@ -434,8 +434,12 @@ def _variable_sources(files: RepoFiles) -> dict[tuple[str, str], list[dict[str, 
     return out
 
 
-def _objects(data: Any, file: str, line: int, lines: dict[str, int]) -> Iterable[K8sObject]:
-    """The objects of one rendered document (``kind: *List`` documents give their items)."""
+def _objects(data: Any, file: str, line: int, lines: dict[str, int],
+             origins: dict[str, tuple[str, int]] | None = None) -> Iterable[K8sObject]:
+    """The objects of one rendered document (``kind: *List`` documents give their items).
+
+    ``origins`` maps fields an overlay set to the file and line that set them (see ``Rendered.origins``).
+    """
     if not is_manifest(data):
         return []
     if str(data["kind"]).endswith("List") and isinstance(data.get("items"), list):
@@ -444,10 +448,14 @@ def _objects(data: Any, file: str, line: int, lines: dict[str, int]) -> Iterable
             if is_manifest(item):
                 prefix = f"items[{i}]."
                 sub = {k[len(prefix):]: v for k, v in lines.items() if k.startswith(prefix)}
-                out.append(K8sObject.from_raw(item, "repo", file=file, line=lines.get(f"items[{i}]", line),
-                                              lines=sub))
+                obj = K8sObject.from_raw(item, "repo", file=file, line=lines.get(f"items[{i}]", line), lines=sub)
+                if origins:
+                    obj.origins = {k[len(prefix):]: v for k, v in origins.items() if k.startswith(prefix)} or None
+                out.append(obj)
         return out
-    return [K8sObject.from_raw(data, "repo", file=file, line=line, lines=lines)]
+    obj = K8sObject.from_raw(data, "repo", file=file, line=line, lines=lines)
+    obj.origins = origins or None
+    return [obj]
 
 
 def _git_top(base: Path) -> Path | None:
