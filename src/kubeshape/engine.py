@@ -11,6 +11,7 @@ from kubeshape.inventory import Inventory, K8sObject
 from kubeshape.rules.base import Context, Rule, all_rules
 
 IGNORE_ANNOTATION = "kubeshape.io/ignore"
+INTERNAL_ERROR = "KS000"  # not a registered rule: a rule that raised
 
 
 @dataclass(slots=True)
@@ -57,7 +58,8 @@ def _object_for(inv: Inventory, ref: ObjectRef | None, file: str | None) -> list
     if ref is None:
         return []
     key = (ref.kind, ref.namespace, ref.name)
-    out = [o for o in inv.repo_by_key.get(key, []) if file is None or o.file == file]
+    out = [o for o in inv.repo_by_key.get(key, []) if file is None or o.file == file
+           or any(origin[0] == file for origin in (o.origins or {}).values())]  # a field an overlay sets
     live = inv.live_by_key.get(key)
     if live is not None:
         out.append(live)
@@ -126,12 +128,16 @@ def run(inv: Inventory, cfg: Config, *, select: list[str] | None = None, ignore:
     sources = inv.sources
     raw: list[Finding] = []
     ran: list[str] = []
+    failed: list[Finding] = []
     for r in rules:
         if not r.applies(sources):
             continue
         ran.append(r.id)
-        raw.extend(r.func(Context(inv, cfg, r)))
-    result = Result(findings=[], rules_run=ran)
+        try:
+            raw.extend(list(r.func(Context(inv, cfg, r))))  # all or nothing: no half-counted findings
+        except Exception as exc:  # a rule bug or an input shape it did not expect: report, go on
+            failed.append(internal_error(r, exc))
+    result = Result(findings=[*failed], rules_run=ran)
     for f in _merge(raw):
         if _depends_on_unresolved(inv, f):
             result.withheld += 1
@@ -143,6 +149,17 @@ def run(inv: Inventory, cfg: Config, *, select: list[str] | None = None, ignore:
             result.findings.append(f)
     result.findings = sort_findings(result.findings)
     return result
+
+
+def internal_error(rule: Rule, exc: Exception) -> Finding:
+    """The ``KS000`` finding that stands in for a rule that raised (never suppressed; the CLI exits 2)."""
+    text = " ".join(str(exc).split())
+    text = text if len(text) <= 300 else text[:297] + "..."
+    return Finding(rule=INTERNAL_ERROR, severity=Severity.ERROR, family=rule.family, object=None,
+                   message=f"internal error in rule {rule.id}: {type(exc).__name__}: {text}",
+                   fix=f"The other rules ran; {rule.id} did not. Please report this with the input's shape "
+                       f"(not its data), and meanwhile skip the rule with --ignore {rule.id}.",
+                   source="kubeshape")
 
 
 def _depends_on_unresolved(inv: Inventory, f: Finding) -> bool:

@@ -16,11 +16,21 @@ from rich.console import Console
 from kubeshape import __version__
 from kubeshape.analysis import Selection, analyse
 from kubeshape.cli import registry_cmd, release_cmd
-from kubeshape.cli.live import LiveOptions, collect_live, merge_reports, read_live, snapshot_registries
+from kubeshape.cli.live import (
+    REQUEST_TIMEOUT_HELP,
+    LiveOptions,
+    collect_live,
+    merge_reports,
+    parse_request_timeout,
+    read_live,
+    snapshot_registries,
+)
 from kubeshape.config import Config, load_config
+from kubeshape.engine import INTERNAL_ERROR
 from kubeshape.errors import EXIT_CLEAN, EXIT_FINDINGS, EXIT_INPUT, InputError, KubeshapeError
 from kubeshape.findings import Severity
 from kubeshape.inventory import Inventory
+from kubeshape.redact import redact_text
 from kubeshape.report.model import Report
 from kubeshape.rules.base import all_rules, get_rule
 from kubeshape.sources.bundle import load_bundle, parse_registry_snapshot
@@ -64,6 +74,7 @@ MaxLogsOpt = Annotated[int, typer.Option("--max-logs", help="Log tails to read (
 RegistryOpt = Annotated[list[str] | None, typer.Option("--registry", help="Read this registry too: host[:port], "
                                                        "or reach=name-in-images (repeatable).")]
 InsecureOpt = Annotated[bool, typer.Option("--insecure-registry", help="Plain HTTP for --registry.")]
+RequestTimeoutOpt = Annotated[str, typer.Option("--request-timeout", help=REQUEST_TIMEOUT_HELP)]
 OutputOpt = Annotated[OutputFormat, typer.Option("--output", "-o", help="Report format.")]
 FailOnOpt = Annotated[FailOn, typer.Option("--fail-on", help="Exit 1 when a finding is at least this severe.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="kubeshape.yaml to use.",
@@ -78,10 +89,14 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show all evid
 
 def main() -> None:
     """Console-script entry point: one-line errors and the documented exit codes."""
+    # Documents may nest up to the YAML reader's limit (1,000 levels) and several steps walk them recursively:
+    # leave room above that (Python-to-Python calls do not grow the C stack).
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
     try:
         app()  # Typer exits with the command's code; usage errors exit 2
     except KubeshapeError as exc:
-        err_console().print(f"[bold red]kubeshape: error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console().print(f"[bold red]kubeshape: error:[/] {redact_text(str(exc))}", highlight=False,
+                            soft_wrap=True)
         sys.exit(exc.exit_code)
 
 
@@ -107,8 +122,9 @@ def _emit(report: Report, fmt: OutputFormat, fail_on: FailOn, report_file: Path 
 
     with _output(report_file) as console:
         render(report, fmt.value, all_rules(), console, verbose=verbose)
+    input_errors = [*input_errors, *(f.message for f in report.findings if f.rule == INTERNAL_ERROR)]
     for line in input_errors:
-        err_console().print(f"[bold red]kubeshape: error:[/] {line}", highlight=False, soft_wrap=True)
+        err_console().print(f"[bold red]kubeshape: error:[/] {redact_text(line)}", highlight=False, soft_wrap=True)
     if input_errors:
         return EXIT_INPUT
     threshold = _fail_threshold(fail_on)
@@ -201,6 +217,7 @@ def doctor(
     max_logs: MaxLogsOpt = 30,
     registry: RegistryOpt = None,
     insecure: InsecureOpt = False,
+    request_timeout: RequestTimeoutOpt = "30s",
     config: ConfigOpt = None,
     output: OutputOpt = OutputFormat.text,
     fail_on: FailOnOpt = FailOn.warning,
@@ -212,6 +229,7 @@ def doctor(
 ) -> None:
     """Correlate repo + cluster + registry + git and explain what is wrong, with the fix."""
     sel = _selection(select, ignore, no_annotation_ignores)
+    timeout = parse_request_timeout(request_timeout)
     if demo:
         if repo or bundle:
             raise InputError("--demo cannot be combined with --repo or --bundle")
@@ -222,17 +240,17 @@ def doctor(
     live = None
     if bundle is None:
         live = LiveOptions(kubeconfig, [context] if context else None, _namespaces(namespace, all_namespaces),
-                           qps, max_logs, all_contexts)
+                           qps, max_logs, all_contexts, timeout)
     elif context or kubeconfig or namespace or all_contexts:
         raise InputError("--context/--kubeconfig/-n/--all-contexts read a live cluster; drop them or --bundle")
     raise typer.Exit(_doctor(repo, bundle, registry_snapshot, config, sel, output, fail_on, report_file,
-                             verbose, live=live, registries=registry or [], insecure=insecure))
+                             verbose, live=live, registries=registry or [], insecure=insecure, timeout=timeout))
 
 
 def _doctor(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path | None, config: Path | None,
             sel: Selection, output: OutputFormat, fail_on: FailOn, report_file: Path | None,
             verbose: bool, use_git: bool = True, live: LiveOptions | None = None,
-            registries: list[str] | None = None, insecure: bool = False) -> int:
+            registries: list[str] | None = None, insecure: bool = False, timeout: float | None = 30.0) -> int:
     cfg = _config_for(config, repo_dir or Path.cwd())
     repo = git = cluster = registry = None
     if repo_dir is not None:
@@ -253,7 +271,7 @@ def _doctor(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path 
             raise InputError(f"{registry_snapshot}: cannot read registry snapshot ({exc})") from None
     if registries:
         with status("Reading registries"):
-            registry = parse_registry_snapshot(snapshot_registries(registries, insecure), "registry")
+            registry = parse_registry_snapshot(snapshot_registries(registries, insecure, timeout), "registry")
     if live is not None:
         clusters = read_live(live)
         reports = []
@@ -285,16 +303,18 @@ def snapshot(
     all_namespaces: AllNamespacesOpt = False,
     registry: RegistryOpt = None,
     insecure: InsecureOpt = False,
+    request_timeout: RequestTimeoutOpt = "30s",
     qps: QpsOpt = 20.0,
     max_logs: MaxLogsOpt = 30,
 ) -> None:
     """Write a bundle of a live cluster (Secret values and secret-looking env values redacted)."""
     from kubeshape.sources.bundle_writer import bundle_members, write_bundle
 
+    timeout = parse_request_timeout(request_timeout)
     live = LiveOptions(kubeconfig, [context] if context else None, _namespaces(namespace, all_namespaces),
-                       qps, max_logs, False)
+                       qps, max_logs, False, timeout)
     [col] = collect_live(live)
-    reg = snapshot_registries(registry or [], insecure) if registry else None
+    reg = snapshot_registries(registry or [], insecure, timeout) if registry else None
     members = bundle_members(col, reg)
     write_bundle(out, members)
     n = sum(len(d["items"]) for d in col.lists.values())

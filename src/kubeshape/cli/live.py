@@ -2,15 +2,48 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kubeshape.engine import sort_findings
+from kubeshape.errors import InputError
 from kubeshape.inventory import ClusterSource
 from kubeshape.report.model import Report
-from kubeshape.sources.live import KINDS, Collection, collect, connect, contexts, kubeconfig_path, to_cluster
+from kubeshape.sources.live import (
+    DEFAULT_REQUEST_TIMEOUT,
+    KINDS,
+    Collection,
+    collect,
+    connect,
+    contexts,
+    kubeconfig_path,
+    to_cluster,
+)
 from kubeshape.ui import KindProgress
+
+REQUEST_TIMEOUT_HELP = ("How long one request may take, retries included, as kubectl takes it: 30s, 1m, 1h30m, "
+                        "500ms, or a bare number of seconds; 0 waits forever.")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+def parse_request_timeout(text: str, flag: str = "--request-timeout") -> float | None:
+    """Seconds from kubectl's ``--request-timeout`` syntax (a Go duration such as ``1m30s``, or a bare number of
+    seconds); None for ``0`` (no timeout)."""
+    value = text.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        parts = _DURATION_PART.findall(value)
+        if not parts or "".join(n + u for n, u in parts) != value:
+            raise InputError(f"{flag} {text!r}: expected a duration such as 5s, 1m or 1h30m, or a number of "
+                             "seconds (0: no timeout)") from None
+        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if seconds < 0 or seconds != seconds or seconds == float("inf"):
+        raise InputError(f"{flag} {text!r}: must be a duration of zero (no timeout) or more")
+    return None if seconds == 0 else seconds
 
 
 @dataclass(slots=True)
@@ -21,6 +54,7 @@ class LiveOptions:
     qps: float
     max_logs: int
     all_contexts: bool
+    request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT  # seconds per request, retries included; None: none
 
 
 def _context_names(opts: LiveOptions) -> list[str | None]:
@@ -34,7 +68,7 @@ def collect_live(opts: LiveOptions) -> list[Collection]:
     """One collection per context, each with a progress bar on terminals."""
     out = []
     for name in _context_names(opts):
-        api, _ = connect(opts.kubeconfig, name, qps=opts.qps)
+        api, _ = connect(opts.kubeconfig, name, qps=opts.qps, timeout=opts.request_timeout)
         with api.http:
             jobs = len(KINDS) if not opts.namespaces else sum(
                 len(opts.namespaces) if k.namespaced else 1 for k in KINDS)
@@ -71,16 +105,27 @@ def merge_reports(reports: list[Report]) -> Report:
     return merged
 
 
-def snapshot_registries(specs: list[str], insecure: bool) -> dict[str, Any]:
+def snapshot_registries(specs: list[str], insecure: bool,
+                        timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> dict[str, Any]:
     """registry.json content for ``specs``: ``host[:port]``, or ``reach=known`` to snapshot the registry at
-    ``reach`` (e.g. a port-forward) under the name the cluster's images use (``known``)."""
+    ``reach`` (e.g. a port-forward) under the name the cluster's images use (``known``). Each registry must
+    answer ``/v2/`` as a registry does; ``timeout`` bounds each request, retries included (None: no limit)."""
+    from kubeshape.registry.client import RegistryClient
     from kubeshape.registry.snapshot import snapshot
 
     aliases: dict[str, str] = {}
     for spec in specs:
         reach, _, known = spec.partition("=")
         aliases[reach] = known or reach
-    doc = snapshot(list(aliases), insecure=insecure)
+    clients: dict[str, RegistryClient] = {}
+    try:
+        for reach in aliases:
+            clients[reach] = RegistryClient(reach, insecure=insecure, timeout=timeout)
+            clients[reach].ping()  # a web server or a silent port fails here, in one line, not as an empty registry
+        doc = snapshot(list(aliases), clients=clients)
+    finally:
+        for client in clients.values():
+            client.close()
     for reg in doc["registries"]:
         reg["host"] = aliases.get(reg["host"], reg["host"])
     return doc

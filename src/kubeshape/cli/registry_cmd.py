@@ -6,7 +6,7 @@ import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import orjson
 import typer
@@ -49,7 +49,8 @@ KubeconfigOpt = Annotated[Path | None, typer.Option("--kubeconfig", help="Read t
 ContextOpt = Annotated[str | None, typer.Option("--context", help="Read the live cluster of this context.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="kubeshape.yaml to use.", dir_okay=False)]
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="text or json.")]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per registry request (retried).")]
+TimeoutOpt = Annotated[str, typer.Option("--request-timeout", "--timeout", help="How long one request may take, "
+                                          "retries included: 30s, 1m, 500ms, or seconds; 0 waits forever.")]
 
 
 def main() -> None:
@@ -90,7 +91,7 @@ def _default_targets(registry: list[str] | None, repository: list[str] | None, c
 
 
 def _load_usage_sources(repo_dir: Path | None, bundle: Path | None, kubeconfig: Path | None, context: str | None,
-                        cfg: Config) -> tuple[RepoSource | None, ClusterSource | None]:
+                        cfg: Config, timeout: float | None) -> tuple[RepoSource | None, ClusterSource | None]:
     from kubeshape.cli.live import LiveOptions, read_live
     from kubeshape.sources.bundle import load_bundle
     from kubeshape.sources.repo import load_repo
@@ -107,19 +108,24 @@ def _load_usage_sources(repo_dir: Path | None, bundle: Path | None, kubeconfig: 
         with status(f"Loading bundle {bundle}"):
             cluster, _ = load_bundle(bundle)  # registry data is read live, not from the bundle
     elif kubeconfig or context:
-        [cluster] = read_live(LiveOptions(kubeconfig, [context] if context else None, None, 20.0, 0, False))
+        [cluster] = read_live(LiveOptions(kubeconfig, [context] if context else None, None, 20.0, 0, False, timeout))
     return repo, cluster
 
 
 def _gather(registry: list[str] | None, insecure: bool, repository: list[str] | None, repo_dir: Path | None,
             bundle: Path | None, kubeconfig: Path | None, context: str | None, config: Path | None,
-            timeout: float) -> tuple[Config, RegistryState, Inventory, Usage]:
+            request_timeout: str) -> tuple[Config, RegistryState, Inventory, Usage]:
+    from kubeshape.cli.live import parse_request_timeout
+
+    timeout = parse_request_timeout(request_timeout)
     cfg, _ = load_config(config, repo_dir or Path.cwd())
     targets = _default_targets(registry, repository, cfg)
     names, targets = _split_repositories(list(repository or []), targets)
-    repo, cluster = _load_usage_sources(repo_dir, bundle, kubeconfig, context, cfg)
+    repo, cluster = _load_usage_sources(repo_dir, bundle, kubeconfig, context, cfg, timeout)
     with status("Reading registries"):
-        state = read_registries(targets, insecure=insecure, repositories=names or None, timeout=timeout)
+        # read_registries hands timeout to RegistryClient, which takes None (no limit); its annotation says float
+        state = read_registries(targets, insecure=insecure, repositories=names or None,
+                                timeout=cast(float, timeout))
     inv = Inventory(repo=repo, cluster=cluster, registry=state.snapshot, now=datetime.now(UTC))
     return cfg, state, inv, compute_usage(inv, cfg)
 
@@ -128,7 +134,7 @@ def _gather(registry: list[str] | None, insecure: bool, repository: list[str] | 
 def tags(registry: RegistryOpt = None, insecure: InsecureOpt = False, repository: RepositoryOpt = None,
          repo: RepoOpt = None, bundle: BundleOpt = None, kubeconfig: KubeconfigOpt = None,
          context: ContextOpt = None, config: ConfigOpt = None, output: OutputOpt = Output.text,
-         timeout: TimeoutOpt = 10.0) -> None:
+         timeout: TimeoutOpt = "30s") -> None:
     """Every tag per repository: digest, created, size, tag scheme, where it is used; KS401-KS404 findings."""
     cfg, state, inv, usage = _gather(registry, insecure, repository, repo, bundle, kubeconfig, context, config,
                                      timeout)
@@ -158,7 +164,7 @@ def prune(
     registry: RegistryOpt = None, insecure: InsecureOpt = False, repository: RepositoryOpt = None,
     repo: RepoOpt = None, bundle: BundleOpt = None, kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None, config: ConfigOpt = None, output: OutputOpt = Output.text,
-    timeout: TimeoutOpt = 10.0,
+    timeout: TimeoutOpt = "30s",
     apply: Annotated[bool, typer.Option("--apply", help="Delete the tags the plan drops (default: dry run).")]
     = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (the default).")] = False,

@@ -28,6 +28,7 @@ from kubeshape.registry.errors import (
     RegistryError,
     RegistryNotFound,
     RegistryProtocolError,
+    RegistryUnreachable,
     RepositoryNotFound,
 )
 from kubeshape.registry.models import (
@@ -85,8 +86,8 @@ class RegistryClient:
     """
 
     def __init__(self, host: str, *, insecure: bool = False, ca_file: str | Path | None = None,
-                 credentials: tuple[str, str] | Credentials | None = None, timeout: float = 10.0, retries: int = 3,
-                 transport: httpx.BaseTransport | None = None, backoff: float = 0.25,
+                 credentials: tuple[str, str] | Credentials | None = None, timeout: float | None = 10.0,
+                 retries: int = 3, transport: httpx.BaseTransport | None = None, backoff: float = 0.25,
                  docker_config: Path | None = None) -> None:
         self.host = check_host(host)
         self.insecure = insecure
@@ -101,7 +102,7 @@ class RegistryClient:
         self._downgraded = False
         inner = transport or httpx.HTTPTransport(verify=self._ssl_context(ca_file), limits=httpx.Limits(
             max_connections=64, max_keepalive_connections=64))
-        self._transport = RetryTransport(inner, retries=retries, backoff=backoff)
+        self._transport = RetryTransport(inner, retries=retries, backoff=backoff, deadline=timeout)
         self._auth = RegistryAuth(self.host, self._lookup.credentials)
         self._lock = threading.Lock()
         self._configs: dict[tuple[str, str], dict[str, Any]] = {}
@@ -138,14 +139,11 @@ class RegistryClient:
 
     def _send(self, method: str, url: str | httpx.URL, ctx: Context, *, ok: tuple[int, ...] = (200,),
               headers: Mapping[str, str] | None = None, content: bytes | None = None) -> httpx.Response:
-        """Send one request (with auth and retries); raise the mapped RegistryError unless its status is ``ok``."""
+        """Send one request (with auth and retries, all within ``timeout``); raise the mapped RegistryError unless
+        its status is ``ok``."""
         try:
-            try:
-                response = self._http.request(method, url, headers=headers, content=content)
-            except httpx.ConnectError as exc:
-                if not (speaks_plain_http(exc) and self._downgrade()):
-                    raise
-                response = self._http.request(method, url, headers=headers, content=content)
+            with self._transport.budget():
+                response = self._request(method, url, headers, content)
         except TokenError as exc:
             raise auth_error(ctx, exc.status or 401, str(exc)) from None
         except httpx.TransportError as exc:
@@ -154,6 +152,15 @@ class RegistryClient:
         if response.status_code not in ok:
             raise response_error(response, ctx)
         return response
+
+    def _request(self, method: str, url: str | httpx.URL, headers: Mapping[str, str] | None,
+                 content: bytes | None) -> httpx.Response:
+        try:
+            return self._http.request(method, url, headers=headers, content=content)
+        except httpx.ConnectError as exc:
+            if not (speaks_plain_http(exc) and self._downgrade()):
+                raise
+            return self._http.request(method, url, headers=headers, content=content)
 
     def _downgrade(self) -> bool:
         """Switch a loopback client whose registry speaks plain HTTP to HTTP (once, for all threads)."""
@@ -188,10 +195,26 @@ class RegistryClient:
     # -- listing ----------------------------------------------------------------------------------------------
 
     def ping(self) -> str | None:
-        """``GET /v2/``: raise unless the registry answers (authenticating if asked); return its API version."""
-        response = self._send("GET", "/v2/", self._ctx("ping /v2/"))
+        """``GET /v2/``: raise unless the registry answers (authenticating if asked); return its API version.
+
+        Registries answer ``/v2/`` with 200 (or 401 until authenticated): any other status, or an HTML page, is
+        ``RegistryUnreachable`` (exit 3) saying it is not a registry.
+        """
+        try:
+            response = self._send("GET", "/v2/", self._ctx("ping /v2/"))
+        except (RegistryNotFound, RegistryProtocolError) as exc:
+            if exc.status is None or exc.status == 400:  # 400: an HTTPS registry asked in plain HTTP, said so
+                raise
+            raise self._not_a_registry(f"answered HTTP {exc.status} to GET /v2/", exc.status) from None
+        head = response.content[:256].lstrip().lower()
+        if "html" in response.headers.get("Content-Type", "").lower() or head.startswith(b"<"):
+            raise self._not_a_registry("answered GET /v2/ with an HTML page", response.status_code)
         version = response.headers.get("Docker-Distribution-API-Version")
         return str(version) if version is not None else None
+
+    def _not_a_registry(self, what: str, status: int) -> RegistryUnreachable:
+        return RegistryUnreachable(f"{self.host}: {what}: not a registry (registries answer /v2/ with 200 or 401); "
+                                   "check the host and port", host=self.host, status=status)
 
     def catalog(self, *, page_size: int | None = None) -> list[str]:
         """All repository names (``/v2/_catalog``, following ``Link`` pages of ``page_size``)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jinja2
 
+from kubeshape.redact import redact_report
 from kubeshape.report.model import Report
 from kubeshape.report.text import (
     MAX_EVIDENCE,
@@ -22,6 +23,7 @@ _ENV.globals.update(location=location, split_fix=split_fix, max_evidence=MAX_EVI
 
 def render_html(report: Report) -> str:
     """The report as one HTML page: a section per problem, severity badges, fixes in <pre>, metrics."""
+    report = redact_report(report)  # the final pass: nothing a rule copied can leak
     html = _ENV.get_template("report.html.j2").render(
         report=report, problems=problems(report), sources=sources_line(report),
         generated_at=rfc3339(report.generated_at), summary=summary_line(report))

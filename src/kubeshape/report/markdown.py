@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from kubeshape.findings import Finding, Severity
+from kubeshape.redact import redact_report
 from kubeshape.report.model import Report
 from kubeshape.report.text import (
     MAX_EVIDENCE,
@@ -66,6 +67,7 @@ def _finding(f: Finding) -> list[str]:
 
 def render_markdown(report: Report) -> str:
     """The report as GitHub-flavoured Markdown: a section per problem, fenced fixes, a metrics table."""
+    report = redact_report(report)  # the final pass: nothing a rule copied can leak
     out = [f"# kubeshape {report.command}: {_inline(sources_line(report))}", ""]
     stamp = " · ".join(s for s in (report.tool_version and f"kubeshape {report.tool_version}",
                                    rfc3339(report.generated_at)) if s)

@@ -11,6 +11,7 @@ from urllib.parse import quote
 import orjson
 
 from kubeshape.findings import FAMILIES, Finding, Severity
+from kubeshape.redact import redact_report
 from kubeshape.report.model import Report
 from kubeshape.report.text import split_fix
 from kubeshape.rules.base import Rule
@@ -107,6 +108,7 @@ def _result(f: Finding, index: int, seen: dict[str, int]) -> dict[str, Any]:
 
 def render_sarif(report: Report, rules: list[Rule]) -> str:
     """One SARIF run with the full rule catalog in ``rules`` and a result per finding."""
+    report = redact_report(report)  # the final pass: nothing a rule copied can leak
     descriptors = [_rule_descriptor(r) for r in rules]
     index = {r.id: i for i, r in enumerate(rules)}
     for f in report.findings:

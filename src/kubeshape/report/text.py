@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kubeshape.findings import FAMILIES, FAMILY_TITLES, Finding, Severity
+from kubeshape.redact import redact_report
 from kubeshape.report.model import Metric, Report
 
 MAX_FIX_LINES = 24
@@ -239,6 +240,7 @@ def _metrics(metrics: list[Metric]) -> Table:
 
 def render_text(report: Report, console: Console, *, verbose: bool = False) -> None:
     """Print the report to ``console``: problems, evidence, root causes, fixes, metrics, blind spots."""
+    report = redact_report(report)  # the final pass: nothing a rule copied can leak
     console.print(Text.assemble((f"kubeshape {report.command}", "bold"), " — ", sources_line(report)))
     stamp = " · ".join(s for s in (report.tool_version and f"kubeshape {report.tool_version}",
                                    rfc3339(report.generated_at)) if s)

@@ -294,8 +294,12 @@ def live_not_in_repo(ctx: Context) -> Iterator[Finding]:
 
 
 def _revision(obj: K8sObject) -> int:
+    """The rollout revision; 0 when the annotation is absent or not a number (``1.5``, ``²``)."""
     value = obj.annotations.get(REVISION, "")
-    return int(value) if value.isdigit() else 0
+    try:
+        return int(value) if value.isdecimal() else 0
+    except ValueError:  # more digits than int() converts
+        return 0
 
 
 @rule("KS205", "no-change-cause", severity=Severity.WARNING, requires=("cluster",))
@@ -331,7 +335,7 @@ def no_change_cause(ctx: Context) -> Iterator[Finding]:
         missing = [rs for rs in revisions if not rs.annotations.get(CHANGE_CAUSE)]
         if len(missing) <= limit or _revision(dep) < 2:
             continue  # a first rollout has no history to explain
-        revs = sorted(int(r.annotations.get(REVISION, "0") or 0) for r in missing)
+        revs = sorted(_revision(r) for r in missing)
         current = dep.annotations.get(REVISION, "?")
         created = [t for r in revisions if (t := parse_time(r.metadata.get("creationTimestamp")))]
         evidence = [f"deployment is at revision {current}",

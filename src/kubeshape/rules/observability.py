@@ -855,8 +855,13 @@ def no_alert_rules(ctx: Context) -> Iterator[Finding]:
     if not missing:
         return
     shown = ", ".join(where[:5]) + (f" and {len(where) - 5} more" if len(where) > 5 else "")
+    configmaps_unread = inv.cluster is not None and not inv.listed("ConfigMap")
     evidence = [f"alerting rules found in: {shown}" if where else
+                "no PrometheusRule and no rule file in a ConfigMap in the repo, and no PrometheusRule in the cluster"
+                if configmaps_unread else
                 "no PrometheusRule and no rule file in a ConfigMap, in the repo or the cluster"]
+    if configmaps_unread:
+        evidence.append("ConfigMaps were not readable: rule files there were not checked")
     if inv.cluster is not None and not inv.listed("PrometheusRule"):
         evidence.append("PrometheusRule was not listed from the cluster: the Prometheus Operator CRDs "
                         "(monitoring.coreos.com) are probably not installed")

@@ -12,6 +12,7 @@ from typing import Any
 from kubeshape.findings import Finding, ObjectRef, Severity
 from kubeshape.inventory import Container, Inventory, K8sObject, containers, event_count, pod_template_path
 from kubeshape.metrics import CRASHING
+from kubeshape.redact import redact_text
 from kubeshape.rules.base import Context, rule
 from kubeshape.timeutil import format_time, human_duration, parse_time
 
@@ -61,8 +62,6 @@ _JSON_FIELD = re.compile(
     r'"(?P<key>msg|message|level|severity|lvl|ts|time|timestamp|@timestamp)"\s*:\s*"(?P<val>(?:[^"\\]|\\.)*)"')
 QUIET_LEVELS = {"TRACE", "DEBUG", "INFO", "NOTICE"}
 _ACCESS_LOG = re.compile(r'\b(?:GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) (?:/|https?://)\S*')
-_SECRET_HINTS = ("pass", "token", "secret", "key", "auth")
-_SECRET_IN_LOG = re.compile(r"(?i)\b(password|passwd|token|secret|api[_-]?key|authorization)(\s*[=:]\s*)\S+")
 _SVC_HOST = re.compile(
     r"\b(?P<svc>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.(?P<ns>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)"
     r"\.svc(?:\.cluster\.local)?(?::\d+)?\b"
@@ -669,11 +668,8 @@ def _log_time(text: str | None) -> datetime | None:
 
 
 def _redact_secrets(text: str) -> str:
-    """``password=hunter2`` → ``password=***`` (the cheap substring test skips the regex on most lines)."""
-    low = text.lower()
-    if any(k in low for k in _SECRET_HINTS):
-        return _SECRET_IN_LOG.sub(r"\1\2***", text)
-    return text
+    """Secret-looking values masked by the one redactor every output uses."""
+    return redact_text(text)
 
 
 def _level(line: str) -> str:

@@ -5,10 +5,8 @@ See docs/bundle-format.md for the format. Secret values are dropped as they are 
 
 from __future__ import annotations
 
-import abc
 import tarfile
-import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -16,8 +14,12 @@ import orjson
 
 from kubeshape.errors import InputError
 from kubeshape.inventory import ClusterSource, K8sObject, RegistryRepo, RegistrySnapshot, TagInfo
-from kubeshape.redact import redact_object
+from kubeshape.redact import redact_object, redact_text
+from kubeshape.sources import shapes
 from kubeshape.sources._gc import bulk_load
+from kubeshape.sources.bundle_io import BundleReader, DirReader, TarReader
+from kubeshape.sources.limits import Limits
+from kubeshape.sources.validate import Shape, ShapeMismatch, check, compiled, describe
 from kubeshape.timeutil import parse_time
 
 MANIFEST = "kubeshape-bundle.json"
@@ -71,14 +73,26 @@ def list_kind(doc: dict[str, Any], stem: str = "") -> str:
     return RESOURCE_KINDS.get(stem, "")
 
 
-def add_list(cluster: ClusterSource, kind: str, items: list[Any]) -> None:
-    """Add the items of one listed kind: Secrets lose their values, secret-looking env values are redacted."""
+def add_list(cluster: ClusterSource, kind: str, items: list[Any],
+             check_item: Callable[[int, Any], None] | None = None) -> None:
+    """Add the items of one listed kind: Secrets lose their values, secret-looking env values are redacted.
+
+    ``check_item(index, item)`` runs first on each item (while it is hot in the CPU cache) and may raise.
+    """
     cluster.listed_kinds.add(kind)
     if kind == "Event":
-        cluster.events.extend(i for i in items if isinstance(i, dict))
+        if check_item is not None:
+            for n, ev in enumerate(items):
+                check_item(n, ev)
+        events = [i for i in items if isinstance(i, dict)]
+        for ev in events:
+            redact_object(ev)  # messages can carry what a container printed
+        cluster.events.extend(events)
         return
     bucket = cluster.objects.setdefault(kind, [])
-    for item in items:
+    for n, item in enumerate(items):
+        if check_item is not None:
+            check_item(n, item)
         if not isinstance(item, dict):
             continue
         if kind == "Secret":
@@ -99,54 +113,10 @@ def compact_managed_fields(entries: Any) -> list[dict[str, Any]]:
             for e in entries if isinstance(e, dict)]
 
 
-class _Reader(abc.ABC):
-    """Uniform access to bundle members in a directory or a tar archive."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    @abc.abstractmethod
-    def members(self) -> Iterator[tuple[str, bytes]]:
-        """Yield (posix path inside the bundle, bytes) for every regular file."""
-
-
-class _DirReader(_Reader):
-    def members(self) -> Iterator[tuple[str, bytes]]:
-        for p in sorted(self.path.rglob("*")):
-            if p.is_file():
-                yield p.relative_to(self.path).as_posix(), p.read_bytes()
-
-
-class _TarReader(_Reader):
-    def members(self) -> Iterator[tuple[str, bytes]]:
-        try:
-            with tarfile.open(self.path, "r:*") as tar:
-                for m in tar:
-                    if not m.isfile():
-                        continue
-                    f = tar.extractfile(m)
-                    if f is None:
-                        continue
-                    name = m.name
-                    parts = PurePosixPath(name).parts
-                    if parts and parts[0] in (".", ""):
-                        parts = parts[1:]
-                    yield "/".join(parts), f.read()
-        except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-            raise InputError(f"{self.path}: truncated or corrupt bundle archive ({exc}) -- "
-                             "re-create it with 'kubeshape snapshot'") from None
-
-
-def _strip_root(names: list[str]) -> str:
-    """Bundles may be packed with a single top directory; find the prefix holding the manifest."""
-    for n in names:
-        if n == MANIFEST or n.endswith("/" + MANIFEST):
-            return n[: -len(MANIFEST)]
-    return ""
-
-
-def load_bundle(path: Path) -> tuple[ClusterSource, RegistrySnapshot | None]:
-    """Load a bundle from a directory or archive; raise InputError on anything malformed."""
+def load_bundle(path: Path, limits: Limits | None = None) -> tuple[ClusterSource, RegistrySnapshot | None]:
+    """Load a bundle from a directory or archive; raise InputError on anything malformed or over ``limits``
+    (default: ``Limits.from_env()``)."""
+    limits = limits or Limits.from_env()
     if not path.exists():
         raise InputError(f"{path}: bundle not found -- create one with 'kubeshape snapshot -o {path.name}'")
     if path.is_dir():
@@ -157,32 +127,70 @@ def load_bundle(path: Path) -> tuple[ClusterSource, RegistrySnapshot | None]:
             else:
                 raise InputError(f"{path}: not a kubeshape bundle or 'kubectl cluster-info dump' directory "
                                  f"(no {MANIFEST} or nodes.json)")
-        reader: _Reader = _DirReader(path)
-    elif tarfile.is_tarfile(path) or path.name.endswith((".tar.gz", ".tgz", ".tar")):
-        reader = _TarReader(path)
+        reader: BundleReader = DirReader(path, limits)
+    elif not path.is_file():
+        raise InputError(f"{path}: not a directory or a regular file -- pass a bundle directory or .tar.gz")
+    elif path.name.endswith((".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")) or tarfile.is_tarfile(path):
+        reader = TarReader(path, limits)
     else:
         raise InputError(f"{path}: not a directory or .tar.gz bundle")
     with bulk_load():
-        return _BundleLoader(path).load(reader.members())
+        cluster, registry = _BundleLoader(path, limits).load(reader.members())
+    cluster.notes.extend(reader.notes)
+    return cluster, registry
+
+
+_BOMS = ((b"\xef\xbb\xbf", ""), (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+_FIX = "fix the file or re-create the bundle with 'kubeshape snapshot'"
 
 
 class _BundleLoader:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, limits: Limits) -> None:
         self.path = path
         self.cluster = ClusterSource(name=path.name)
         self.registry: RegistrySnapshot | None = None
         self.manifest: dict[str, Any] | None = None
         self.is_dump = False
+        self._wrap = limits.json_pad
+        self._max_depth = limits.max_json_depth
 
-    def _json(self, name: str, data: bytes) -> Any:
+    def _json(self, name: str, padded: bytes | bytearray) -> Any:
+        """Parse a member the reader padded with ``self._wrap`` brackets: orjson's own limit on nesting
+        (1024) then enforces ours (``max_json_depth``) in the same single pass."""
+        data = memoryview(padded)[self._wrap:len(padded) - self._wrap]
+        for bom, encoding in _BOMS:
+            if data[:len(bom)] == bom:
+                if encoding:
+                    raise InputError(f"{self.path}: {name}: JSON encoded as {encoding} -- save it as UTF-8")
+                padded = b"".join((b"[" * self._wrap, data[len(bom):], b"]" * self._wrap))
         try:
-            return orjson.loads(data)
+            doc = orjson.loads(padded)
+            for _ in range(self._wrap):  # each level holds exactly the one value, else the file was not JSON
+                if type(doc) is not list or len(doc) != 1:
+                    raise orjson.JSONDecodeError("not a single JSON document", "", 0)
+                doc = doc[0]
+            return doc
         except orjson.JSONDecodeError as exc:
+            if "depth" in str(exc) or "recursion" in str(exc):
+                raise InputError(f"{self.path}: {name}: JSON nested deeper than {self._max_depth} levels -- "
+                                 "not Kubernetes data; raise KUBESHAPE_BUNDLE_MAX_JSON_DEPTH if it is genuine") \
+                    from None
+            try:  # parse unpadded for a message whose line and column match the file
+                orjson.loads(data)
+            except orjson.JSONDecodeError as plain:
+                exc = plain
             raise InputError(f"{self.path}: {name}: invalid JSON ({exc}) -- the bundle is truncated or "
                              "corrupt; re-create it with 'kubeshape snapshot'") from None
 
-    def load(self, members: Iterator[tuple[str, bytes]]) -> tuple[ClusterSource, RegistrySnapshot | None]:
-        pending: list[tuple[str, bytes]] = []
+    def _check(self, name: str, value: Any, shape: Shape, prefix: str = "") -> None:
+        """Raise a one-line InputError naming the file and the JSON path unless ``value`` has ``shape``."""
+        try:
+            check(value, shape)
+        except ShapeMismatch as err:
+            raise InputError(f"{self.path}: {name}: {err.where(prefix)}: {err.describe()} -- {_FIX}") from None
+
+    def load(self, members: Iterator[tuple[str, bytes | bytearray]]) -> tuple[ClusterSource, RegistrySnapshot | None]:
+        pending: list[tuple[str, bytes | bytearray]] = []
         prefix: str | None = None
         seen_any = False
         for name, data in members:
@@ -190,7 +198,7 @@ class _BundleLoader:
             if prefix is None:
                 if name == MANIFEST or name.endswith("/" + MANIFEST):
                     prefix = name[: -len(MANIFEST)]
-                    self._manifest(self._json(name, data))
+                    self._manifest(name, self._json(name, data))
                     for n, d in pending:
                         self._member(n[len(prefix):] if n.startswith(prefix) else n, d)
                     pending = []
@@ -215,11 +223,14 @@ class _BundleLoader:
             self.cluster.collected_at = self._latest_timestamp()
         return self.cluster, self.registry
 
-    def _manifest(self, m: Any) -> None:
-        if not isinstance(m, dict) or m.get("kind") != "Bundle":
-            raise InputError(f"{self.path}: {MANIFEST} is not a kubeshape bundle manifest")
+    def _manifest(self, name: str, m: Any) -> None:
+        self._check(name, m, shapes.MANIFEST)
+        if m.get("kind") != "Bundle":
+            raise InputError(f"{self.path}: {MANIFEST} is not a kubeshape bundle manifest (its kind is not 'Bundle')")
         version = m.get("formatVersion")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        if version is None:
+            raise InputError(f"{self.path}: {name}: formatVersion: missing -- {_FIX}")
+        if version > FORMAT_VERSION:
             raise InputError(f"{self.path}: bundle format {version!r} is newer than this kubeshape "
                              f"understands ({FORMAT_VERSION}) -- upgrade kubeshape")
         self.manifest = m
@@ -231,10 +242,10 @@ class _BundleLoader:
         for spot in m.get("blindSpots") or []:
             self.cluster.blind_spots.append((str(spot.get("kind")), str(spot.get("reason"))))
 
-    def _member(self, name: str, data: bytes) -> None:
+    def _member(self, name: str, data: bytes | bytearray) -> None:
         parts = name.split("/")
         if name == "registry.json":
-            self.registry = parse_registry_snapshot(self._json(name, data), f"{self.path}: registry.json")
+            self.registry = parse_registry_snapshot(self._json(name, data), f"{self.path}: {name}")
         elif parts[0] == "logs" and len(parts) == 4 and self.manifest is not None:
             self._log(parts[1], parts[2], parts[3].removesuffix(".log"), data)
         elif self.manifest is None and len(parts) == 3 and parts[2] == "logs.txt":
@@ -242,20 +253,34 @@ class _BundleLoader:
         elif name.endswith(".json") and (parts[0] == "resources" or self.manifest is None):
             self._list(name, self._json(name, data))
 
-    def _log(self, ns: str, pod: str, container: str, data: bytes) -> None:
+    def _log(self, ns: str, pod: str, container: str, data: bytes | bytearray) -> None:
+        """``data`` is already a bounded tail (see ``Limits.max_log_bytes``)."""
         lines = data.decode("utf-8", errors="replace").splitlines()
-        self.cluster.logs[(ns, pod, container)] = lines[-LOG_TAIL_LINES:]
+        self.cluster.logs[(ns, pod, container)] = [redact_text(line) for line in lines[-LOG_TAIL_LINES:]]
 
     def _list(self, name: str, doc: Any) -> None:
-        if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+        if not isinstance(doc, dict) or "items" not in doc:
             if self.manifest is None:
                 return  # cluster-info dump may hold other JSON
-            raise InputError(f"{self.path}: {name}: expected a Kubernetes List with 'items'")
+            got = "an object without 'items'" if isinstance(doc, dict) else describe(type(doc))
+            raise InputError(f"{self.path}: {name}: expected a Kubernetes List (an object with 'items'), "
+                             f"got {got} -- {_FIX}")
+        self._check(name, doc, shapes.LIST)
+        items = doc["items"]
+        if not isinstance(items, list):
+            raise InputError(f"{self.path}: {name}: items: expected a list, got {describe(type(items))} -- {_FIX}")
         kind = list_kind(doc, PurePosixPath(name).name.removesuffix(".json"))
         if not kind:
             raise InputError(f"{self.path}: {name}: cannot tell the kind of this list -- name it like "
                              "'deployments.apps.json' or set its 'kind' to e.g. 'DeploymentList'")
-        add_list(self.cluster, kind, doc["items"])
+        shape = shapes.item_shape(kind)
+        ok = compiled(shape)
+
+        def check_item(n: int, item: Any) -> None:
+            if not ok(item):
+                self._check(name, item, shape, f"items[{n}]")
+
+        add_list(self.cluster, kind, items, check_item)
 
     def _latest_timestamp(self) -> Any:
         latest = None
@@ -269,8 +294,13 @@ class _BundleLoader:
 
 def parse_registry_snapshot(doc: Any, where: str) -> RegistrySnapshot:
     """Parse the ``registry.json`` snapshot (see docs/bundle-format.md)."""
-    if not isinstance(doc, dict) or not isinstance(doc.get("registries"), list):
+    if not isinstance(doc, dict) or doc.get("registries") is None:
         raise InputError(f"{where}: expected {{\"registries\": [...]}}")
+    try:
+        check(doc, shapes.REGISTRY)
+    except ShapeMismatch as err:
+        raise InputError(f"{where}: {err.where()}: {err.describe()} -- fix the snapshot or take it again "
+                         "('kubeshape snapshot --registry ...')") from None
     snap = RegistrySnapshot(collected_at=parse_time(doc.get("collectedAt")))
     for reg in doc["registries"]:
         host = str(reg.get("host") or "")

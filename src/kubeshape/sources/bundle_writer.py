@@ -14,21 +14,26 @@ import orjson
 
 from kubeshape import __version__
 from kubeshape.errors import InputError
-from kubeshape.sources.bundle import FORMAT_VERSION, MANIFEST
-from kubeshape.sources.live import Collection
+from kubeshape.redact import redact_object, redact_text
+from kubeshape.sources.bundle import FORMAT_VERSION, MANIFEST, strip_secret
+from kubeshape.sources.live import Collection, keep_rule_files
 from kubeshape.timeutil import format_time
 
 
 def bundle_members(col: Collection, registry: dict[str, Any] | None = None) -> dict[str, bytes]:
-    """Bundle file name → bytes."""
+    """Bundle file name → bytes. Everything written passes the redactor again (objects in place, idempotent):
+    a bundle holds no secret value whatever collected it."""
     members: dict[str, bytes] = {}
     resources = {}
     for spec, doc in sorted(col.lists.items(), key=lambda kv: kv[0].file_stem):
         name = f"resources/{spec.file_stem}.json"
         resources[spec.kind] = name
+        items = doc.get("items") or []
+        doc["items"] = [(strip_secret(i) if spec.kind == "Secret" else keep_rule_files(i) if spec.kind == "ConfigMap"
+                         else redact_object(i)) if isinstance(i, dict) else i for i in items]
         members[name] = orjson.dumps(doc)
     for (ns, pod, container), text in sorted(col.logs.items()):
-        members[f"logs/{ns}/{pod}/{container}.log"] = text.encode()
+        members[f"logs/{ns}/{pod}/{container}.log"] = redact_text(text).encode()
     if registry is not None:
         members["registry.json"] = orjson.dumps(registry, option=orjson.OPT_INDENT_2)
     manifest = {
@@ -36,7 +41,8 @@ def bundle_members(col: Collection, registry: dict[str, Any] | None = None) -> d
         "collectedAt": format_time(col.collected_at), "generator": f"kubeshape {__version__}",
         "cluster": {"name": col.context, "serverVersion": col.server_version},
         "namespaces": col.namespaces or "all", "resources": resources,
-        "blindSpots": [{"kind": k, "reason": r} for k, r in col.blind_spots], "notes": col.notes,
+        "blindSpots": [{"kind": k, "reason": redact_text(r)} for k, r in col.blind_spots],
+        "notes": [redact_text(n) for n in col.notes],
     }
     members[MANIFEST] = orjson.dumps(manifest, option=orjson.OPT_INDENT_2)
     return members

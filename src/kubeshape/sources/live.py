@@ -21,12 +21,13 @@ import orjson
 
 from kubeshape.errors import InputError, SourceUnreachable
 from kubeshape.inventory import ClusterSource
-from kubeshape.redact import redact_object
+from kubeshape.redact import LAST_APPLIED, redact_object, redact_text
 from kubeshape.sources._gc import bulk_load
-from kubeshape.sources.bundle import add_list, strip_secret
+from kubeshape.sources.bundle import add_list, compact_managed_fields, strip_secret
 
 PAGE_SIZE = 500
 MAX_RETRIES = 5
+DEFAULT_REQUEST_TIMEOUT = 30.0  # seconds a request may take, retries included (--request-timeout)
 LOG_TIMEOUT = 5.0  # seconds per log tail; the apiserver proxies each one to a kubelet
 LOG_GIVE_UP = 2  # consecutive failures with nothing read → stop trying
 
@@ -53,12 +54,15 @@ class KindSpec:
         return f"{base}/{self.plural}"
 
 
-# What the rules read. Secrets and ConfigMaps are deliberately absent: no rule needs their contents.
+# What the rules read. Secrets are deliberately absent: no rule needs their contents. ConfigMaps are listed
+# for the Prometheus rule files some hold (KS703); every other ConfigMap keeps its metadata only
+# (``keep_rule_files``).
 KINDS: tuple[KindSpec, ...] = (
     KindSpec("Node", "nodes", namespaced=False),
     KindSpec("Namespace", "namespaces", namespaced=False),
     KindSpec("Pod", "pods"),
     KindSpec("Service", "services"),
+    KindSpec("ConfigMap", "configmaps"),
     KindSpec("Event", "events"),
     KindSpec("Deployment", "deployments", "apps"),
     KindSpec("ReplicaSet", "replicasets", "apps"),
@@ -72,6 +76,36 @@ KINDS: tuple[KindSpec, ...] = (
     KindSpec("PodMonitor", "podmonitors", "monitoring.coreos.com", optional=True),
     KindSpec("PrometheusRule", "prometheusrules", "monitoring.coreos.com", optional=True),
 )
+
+
+RULE_FILE_SUFFIXES = (".yml", ".yaml", ".rules", ".json")
+
+
+def is_rule_file(key: str, value: object) -> bool:
+    """True when ConfigMap key ``key`` holds a Prometheus rule file (YAML or JSON with groups and expressions)."""
+    return (isinstance(value, str) and key.endswith(RULE_FILE_SUFFIXES)
+            and ("groups:" in value or '"groups"' in value) and ("expr:" in value or '"expr"' in value))
+
+
+def keep_rule_files(item: dict[str, Any]) -> dict[str, Any]:
+    """Reduce a ConfigMap, in place, to what the rules read: its metadata, plus the Prometheus rule files it
+    holds (redacted). Every other key, ``binaryData`` and the last-applied-configuration annotation (a copy of
+    all the data) are dropped, so no config value is kept and lists of ConfigMaps stay small."""
+    data = item.get("data")
+    rules = ({str(k): v for k, v in data.items() if is_rule_file(str(k), v)} if isinstance(data, dict) else {})
+    item.pop("binaryData", None)
+    if rules:
+        item["data"] = rules
+    else:
+        item.pop("data", None)
+    meta = item.get("metadata")
+    if isinstance(meta, dict):
+        ann = meta.get("annotations")
+        if isinstance(ann, dict):
+            ann.pop(LAST_APPLIED, None)
+        if "managedFields" in meta:
+            meta["managedFields"] = compact_managed_fields(meta["managedFields"])
+    return redact_object(item)
 
 
 class RateLimiter:
@@ -112,6 +146,7 @@ class ApiClient:
     server: str
     context: str
     limiter: RateLimiter
+    timeout: float | None = DEFAULT_REQUEST_TIMEOUT  # seconds per request, retries included; None: no limit
     requests: int = 0
     retries_429: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -119,42 +154,88 @@ class ApiClient:
     def get(self, path: str, params: dict[str, Any] | None = None, *, raw: bool = False,
             timeout: float | None = None, retries: int = MAX_RETRIES) -> Any:
         """GET ``path``; retry 429 (honouring Retry-After) and 5xx with back-off; raise ApiError otherwise."""
+        resp = self.fetch(path, params, timeout=timeout, retries=retries)
+        if resp.status_code >= 400:
+            raise ApiError(resp.status_code, _status_message(resp))
+        if raw:
+            return resp.content
+        try:
+            return orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            raise ApiError(502, f"{path}: the API server answered {_body_kind(resp)}, not JSON") from None
+
+    def fetch(self, path: str, params: dict[str, Any] | None = None, *, timeout: float | None = None,
+              retries: int = MAX_RETRIES) -> httpx.Response:
+        """GET ``path`` and return the final response (any status but 401), retrying 429, 5xx and dropped
+        connections with back-off. Attempts and back-off share one deadline: ``self.timeout`` (--request-timeout)
+        or the smaller ``timeout`` (the caller's own budget: running out of it is ApiError 504, not exit 3)."""
+        budget = self.timeout if timeout is None else timeout if self.timeout is None else min(timeout, self.timeout)
+        end = None if budget is None else time.monotonic() + budget
         delay = 0.5
-        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         for attempt in range(retries + 1):
             self.limiter.acquire()
             with self._lock:
                 self.requests += 1
             try:
-                resp = self.http.get(path, params=params, **extra)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                raise SourceUnreachable(f"cannot reach the API server of context '{self.context}' at "
-                                        f"{self.server}: {_reason(exc)}") from None
+                resp = self._send(path, params, end)
+            except httpx.ConnectTimeout:
+                if timeout is not None:
+                    raise ApiError(504, f"timed out after {budget:g}s") from None
+                raise SourceUnreachable(f"{self._where()}: no connection within {_seconds(budget)} "
+                                        "(--request-timeout)") from None
+            except httpx.ConnectError as exc:
+                raise SourceUnreachable(f"cannot reach {self._where()}: {_reason(exc)}") from None
+            except httpx.TimeoutException:
+                if timeout is not None:
+                    raise ApiError(504, f"timed out after {budget:g}s") from None  # the caller's own budget
+                raise SourceUnreachable(f"{self._where()} did not answer GET {path} within {_seconds(budget)} "
+                                        "(--request-timeout)") from None
             except httpx.TransportError as exc:
-                if timeout is not None and isinstance(exc, httpx.TimeoutException):
-                    raise ApiError(504, f"timed out after {timeout:g}s") from None  # the caller's own budget
-                if attempt == retries:
-                    raise SourceUnreachable(f"the API server of context '{self.context}' at {self.server} "
-                                            f"stopped answering: {_reason(exc)}") from None
+                if attempt == retries or not _time_left(end, delay):
+                    raise SourceUnreachable(f"{self._where()} stopped answering: {_reason(exc)}") from None
                 time.sleep(delay)
                 delay *= 2
-                continue
-            if resp.status_code == 429 or resp.status_code >= 500:
-                if attempt == retries:
-                    raise ApiError(resp.status_code, _status_message(resp))
-                if resp.status_code == 429:
-                    with self._lock:
-                        self.retries_429 += 1
-                time.sleep(_retry_after(resp, delay))
-                delay = min(delay * 2, 30)
                 continue
             if resp.status_code == 401:
                 raise SourceUnreachable(f"the API server of context '{self.context}' rejected the credentials "
                                         "(401 Unauthorized) -- refresh them (e.g. re-login) and try again")
-            if resp.status_code >= 400:
-                raise ApiError(resp.status_code, _status_message(resp))
-            return resp.content if raw else orjson.loads(resp.content)
+            if resp.status_code == 429 or resp.status_code >= 500:
+                wait = _retry_after(resp, delay)
+                if attempt == retries or not _time_left(end, wait):
+                    return resp
+                if resp.status_code == 429:
+                    with self._lock:
+                        self.retries_429 += 1
+                time.sleep(wait)
+                delay = min(delay * 2, 30)
+                continue
+            return resp
         raise AssertionError("unreachable")
+
+    def _send(self, path: str, params: dict[str, Any] | None, end: float | None) -> httpx.Response:
+        """One GET whose connect, every read and the whole body stay within ``end`` (a monotonic time)."""
+        left = None if end is None else max(end - time.monotonic(), 0.001)
+        with self.http.stream("GET", path, params=params, timeout=httpx.Timeout(left)) as resp:
+            if resp.is_stream_consumed:  # read already (by an auth flow, or a test transport)
+                return resp
+            body = bytearray()
+            for chunk in resp.iter_raw():  # a server trickling bytes must not stretch the deadline
+                body += chunk
+                if end is not None and time.monotonic() > end:
+                    raise httpx.ReadTimeout("the answer took longer than the deadline", request=resp.request)
+            return httpx.Response(resp.status_code, headers=resp.headers, content=bytes(body), request=resp.request)
+
+    def _where(self) -> str:
+        return f"the API server of context '{self.context}' at {self.server}"
+
+
+def _time_left(end: float | None, wait: float) -> bool:
+    """True when sleeping ``wait`` seconds still leaves time for another attempt before ``end``."""
+    return end is None or time.monotonic() + wait < end
+
+
+def _seconds(value: float | None) -> str:
+    return "ever" if value is None else f"{value:g}s"
 
 
 def _reason(exc: Exception) -> str:
@@ -168,6 +249,81 @@ def _retry_after(resp: httpx.Response, default: float) -> float:
         return min(max(float(value), 0.0), 60.0)
     except ValueError:
         return default
+
+
+def _body_kind(resp: httpx.Response) -> str:
+    """What a response body is, for messages: "HTML", "an empty body", "JSON" or "text"."""
+    head = resp.content[:512].lstrip().lower()
+    if "html" in resp.headers.get("Content-Type", "").lower() or head.startswith(b"<"):
+        return "HTML"
+    if not head:
+        return "an empty body"
+    try:
+        orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        return "text"
+    return "JSON"
+
+
+def _json_object(resp: httpx.Response) -> dict[str, Any] | None:
+    try:
+        doc = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _is_status(resp: httpx.Response) -> bool:
+    """A Kubernetes ``Status`` object (what an API server answers with when it refuses, e.g. 403 by RBAC)."""
+    doc = _json_object(resp)
+    return doc is not None and doc.get("kind") == "Status" and doc.get("apiVersion") == "v1"
+
+
+DISCOVERY = (("/api", "APIVersions"), ("/apis", "APIGroupList"))
+
+
+def check_server(api: ApiClient) -> str:
+    """Make sure ``api`` talks to a Kubernetes API server and return its version (empty when RBAC hides it).
+
+    ``/version`` must be JSON with a ``gitVersion``, and discovery must answer (``/api`` with ``APIVersions`` or
+    ``/apis`` with ``APIGroupList``); a Kubernetes ``Status`` refusal (403) counts as an API server too. Anything
+    else (a web server's 404, an HTML page, a proxy's 502) is ``SourceUnreachable`` (exit 3): listing every kind
+    of such a server would otherwise report an empty cluster.
+    """
+    resp = api.fetch("/version")
+    version = ""
+    if resp.status_code == 200:
+        doc = _json_object(resp)
+        if doc is None:
+            raise _not_kubernetes(api, "/version", resp)
+        git_version = doc.get("gitVersion")
+        if not isinstance(git_version, str) or not git_version:
+            raise SourceUnreachable(f"{api.server} answered /version with JSON that has no gitVersion: not a "
+                                    f"Kubernetes API server (kubeconfig context '{api.context}')")
+        version = git_version
+    elif not (resp.status_code == 403 and _is_status(resp)):
+        raise _not_kubernetes(api, "/version", resp)
+    first: httpx.Response | None = None
+    for path, kind in DISCOVERY:
+        resp = api.fetch(path)
+        doc = _json_object(resp) if resp.status_code == 200 else None
+        if (doc is not None and doc.get("kind") == kind) or (resp.status_code == 403 and _is_status(resp)):
+            return version
+        first = first or resp
+    assert first is not None
+    raise _not_kubernetes(api, "/api", first)
+
+
+def _not_kubernetes(api: ApiClient, path: str, resp: httpx.Response) -> SourceUnreachable:
+    status, verdict = resp.status_code, "not a Kubernetes API server"
+    if status == 200:
+        kind = _body_kind(resp)
+        what = f"answered {path} with {kind}" + (", not JSON" if kind != "JSON" else " that is not Kubernetes'")
+    else:
+        what = f"answered {status} to {path}"
+        if status == 429 or status >= 500:
+            verdict = "an API server that is not serving, or not a Kubernetes API server"
+    return SourceUnreachable(f"{api.server} {what}: {verdict} (kubeconfig context '{api.context}')")
 
 
 def _status_message(resp: httpx.Response) -> str:
@@ -204,8 +360,9 @@ def contexts(kubeconfig: Path) -> tuple[list[str], str | None]:
 
 
 def connect(kubeconfig: Path | None, context: str | None, qps: float = 20.0, burst: int = 40,
-            timeout: float = 30.0) -> tuple[ApiClient, str]:
-    """An ApiClient for ``context`` (default: current) and that context's default namespace."""
+            timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> tuple[ApiClient, str]:
+    """An ApiClient for ``context`` (default: current) and that context's default namespace; ``timeout`` bounds
+    each request, retries included (None: no limit)."""
     from lightkube.config.client_adapter import Client, ConnectionParams
     from lightkube.config.kubeconfig import KubeConfig
 
@@ -221,7 +378,8 @@ def connect(kubeconfig: Path | None, context: str | None, qps: float = 20.0, bur
     except Exception as exc:
         raise InputError(f"{path}: context '{config.context_name}': {_reason(exc)}") from None
     http.headers.update({"Accept": "application/json", "User-Agent": "kubeshape"})
-    return ApiClient(http, config.cluster.server, config.context_name, RateLimiter(qps, burst)), config.namespace
+    return (ApiClient(http, config.cluster.server, config.context_name, RateLimiter(qps, burst), timeout),
+            config.namespace)
 
 
 ProgressFn = Callable[[str, int, bool], None]
@@ -269,6 +427,8 @@ def _list_kind(api: ApiClient, spec: KindSpec, namespace: str | None,
         if isinstance(item, dict):
             if spec.kind == "Secret":
                 item.update(strip_secret(item))
+            elif spec.kind == "ConfigMap":
+                keep_rule_files(item)
             else:
                 redact_object(item)
     return {"kind": head.get("kind") or f"{spec.kind}List", "apiVersion": head.get("apiVersion") or
@@ -281,10 +441,7 @@ def collect(api: ApiClient, namespaces: list[str] | None = None, kinds: tuple[Ki
             max_logs: int = 30, progress: ProgressFn | None = None, workers: int = 4) -> Collection:
     """LIST every kind (cluster-wide, or per namespace given), then fetch a bounded number of log tails."""
     out = Collection(context=api.context, server=api.server, namespaces=namespaces)
-    try:
-        out.server_version = str(api.get("/version").get("gitVersion", ""))
-    except ApiError:
-        out.server_version = ""
+    out.server_version = check_server(api)
     jobs: list[tuple[KindSpec, str | None]] = []
     for spec in kinds:
         if spec.namespaced and namespaces:
@@ -360,7 +517,7 @@ def _collect_logs(api: ApiClient, out: Collection, limit: int) -> None:
             if failed >= LOG_GIVE_UP and not out.logs:
                 break  # the API server cannot reach the kubelets: do not wait on every pod
             continue
-        out.logs[(ns, pod, container)] = data.decode("utf-8", errors="replace")
+        out.logs[(ns, pod, container)] = redact_text(data.decode("utf-8", errors="replace"))
     if failed:
         out.notes.append(f"logs: {len(out.logs)} of {len(candidates)} log tails read; the API server could not "
                          "fetch the others (kubelet unreachable, or no access to pods/log)")
