@@ -22,8 +22,10 @@ import orjson
 from kubeshape.errors import InputError, SourceUnreachable
 from kubeshape.inventory import ClusterSource
 from kubeshape.redact import LAST_APPLIED, redact_object, redact_text
+from kubeshape.sources import shapes
 from kubeshape.sources._gc import bulk_load
 from kubeshape.sources.bundle import add_list, compact_managed_fields, strip_secret
+from kubeshape.sources.validate import ShapeMismatch, check, compiled
 
 PAGE_SIZE = 500
 MAX_RETRIES = 5
@@ -523,6 +525,27 @@ def _collect_logs(api: ApiClient, out: Collection, limit: int) -> None:
                          "fetch the others (kubelet unreachable, or no access to pods/log)")
 
 
+def _well_formed(kind: str, items: list[Any]) -> tuple[list[Any], list[str]]:
+    """Items of ``kind`` that have the shape rules rely on, and where the others differ (same check as bundles)."""
+    shape = shapes.item_shape(kind)
+    ok = compiled(shape)
+    good: list[Any] = []
+    bad: list[str] = []
+    for n, item in enumerate(items):
+        if ok(item):
+            good.append(item)
+            continue
+        try:
+            check(item, shape)
+        except ShapeMismatch as err:
+            meta = item.get("metadata") if isinstance(item, dict) else None
+            name = meta.get("name") if isinstance(meta, dict) else None
+            bad.append(f"{name or f'items[{n}]'}: {err.where()}: {err.describe()}")
+        else:
+            good.append(item)
+    return good, bad
+
+
 def to_cluster(col: Collection) -> ClusterSource:
     """The ClusterSource rules analyse, built from a collection (same path a bundle takes)."""
     from kubeshape.sources.bundle import LOG_TAIL_LINES
@@ -530,9 +553,14 @@ def to_cluster(col: Collection) -> ClusterSource:
     cluster = ClusterSource(name=col.context, collected_at=col.collected_at, server_version=col.server_version)
     with bulk_load():
         for spec, doc in col.lists.items():
-            add_list(cluster, spec.kind, orjson.loads(orjson.dumps(doc["items"])))
+            items = orjson.loads(orjson.dumps(doc["items"]))
+            good, skipped = _well_formed(spec.kind, items)
+            if skipped:
+                cluster.notes.append(f"{spec.kind}: skipped {len(skipped)} object(s) the API server returned in an "
+                                     f"unexpected shape (first: {skipped[0]})")
+            add_list(cluster, spec.kind, good)
     for key, text in col.logs.items():
         cluster.logs[key] = text.splitlines()[-LOG_TAIL_LINES:]
     cluster.blind_spots = list(col.blind_spots)
-    cluster.notes = list(col.notes)
+    cluster.notes = [*col.notes, *cluster.notes]
     return cluster
