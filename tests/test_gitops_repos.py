@@ -418,3 +418,22 @@ def test_documents_nested_up_to_the_reader_limit_are_analysed_without_a_tracebac
     for fmt in ("json", "text"):
         proc = lint(str(repo), "-o", fmt)
         assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_containers_given_as_a_mapping_is_an_error_not_silence(tmp_path: Path) -> None:
+    repo = write_repo(tmp_path / "r", {"d.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: w\n"
+                                                 "spec:\n  template:\n    spec:\n      containers:\n"
+                                                 "        name: w\n        image: nginx:1\n"})
+    proc = lint(str(repo))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("kubeshape: error: d.yaml:8: spec.template.spec.containers must be a list of "
+                                   "containers (`- name: …`), not a mapping: kubectl rejects it")
+
+
+def test_a_suppression_naming_no_rule_is_a_config_error(tmp_path: Path) -> None:
+    repo = write_repo(tmp_path / "r", {"kubeshape.yaml": "suppressions:\n- rule: KS999\n  reason: legacy\n",
+                                       "d.yaml": DEPLOY})
+    proc = lint(str(repo))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith("kubeshape.yaml: 'suppressions[0].rule': unknown rule 'KS999' -- see "
+                                        "'kubeshape rules'")

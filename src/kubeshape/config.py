@@ -170,4 +170,19 @@ def load_config(path: Path | None, search_dir: Path | None = None,
         docs = load_yaml_file(path)
     except YamlSyntaxError as exc:
         raise InputError(str(exc)) from None
-    return parse_config(docs[0].data if docs else None, str(path)), path
+    cfg = parse_config(docs[0].data if docs else None, str(path))
+    _check_rule_ids(cfg, str(path))
+    return cfg, path
+
+
+def _check_rule_ids(cfg: Config, source: str) -> None:
+    """A suppression or ignore naming a rule that does not exist silences nothing: say so instead."""
+    from kubeshape.rules.base import get_rule
+
+    named = [(f"suppressions[{i}].rule", s.rule) for i, s in enumerate(cfg.suppressions)]
+    named += [(f"ignore[{i}]", r) for i, r in enumerate(cfg.ignore)]
+    for where, rule_id in named:
+        rid = rule_id.upper()
+        if rid in ("*", "ALL") or re.fullmatch(r"KS[1-7](XX)?", rid) or get_rule(rid) is not None:
+            continue
+        raise InputError(f"{source}: '{where}': unknown rule {rule_id!r} -- see 'kubeshape rules'")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeshape.errors import InputError
-from kubeshape.inventory import K8sObject, RepoSource
+from kubeshape.inventory import K8sObject, RepoSource, pod_spec, pod_template_path
 from kubeshape.sources import flux, helmchart
 from kubeshape.sources._gc import bulk_load
 from kubeshape.sources.render import Renderer, RenderResult, from_file
@@ -177,12 +177,27 @@ class _Loader:
                     if not obj.namespace and obj.kind not in CLUSTER_SCOPED:
                         obj.namespace = "default"
                     obj.unresolved = flux.unresolved(obj.raw)
+                    self._check_containers(obj)
                     self.objects.append(obj)
                     child = self._child_root(obj, root) or self._chart_root(obj, root)
                     if child is not None:
                         queue.append(child)
                         if root.kind == "chart" and child.path is not None:
                             self._reclaim(child.path)
+
+    def _check_containers(self, obj: K8sObject) -> None:
+        """``containers: {name: …}`` (a mapping) is rejected by kubectl; rules would silently see no container."""
+        spec, base = pod_spec(obj), pod_template_path(obj.kind)
+        if spec is None or base is None or not obj.builtin:
+            return
+        for name in ("initContainers", "containers"):
+            value = spec.get(name)
+            if value is not None and not isinstance(value, list):
+                path = f"{base}.{name}"
+                line = obj.line_of(path) or obj.line or 1
+                what = {"dict": "mapping", "str": "string", "bool": "boolean"}.get(type(value).__name__, "number")
+                self.source.errors.append((obj.file or "?", line, f"{path} must be a list of containers (`- name: "
+                                           f"…`), not a {what}: kubectl rejects it"))
 
     def _reclaim(self, path: Path) -> None:
         """A root found late (an Application a chart renders) deploys files first read as plain files: those
