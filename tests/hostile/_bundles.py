@@ -89,9 +89,14 @@ def _limit_memory() -> None:
 
 
 def doctor(bundle: Path, cwd: Path, timeout: float = 60, env: dict[str, str] | None = None) -> Run:
-    """``python -m kubeshape doctor --bundle BUNDLE -o json`` with a 1.5 GiB address space, killed after
-    ``timeout`` seconds; reports this one child's peak RSS (``wait4``)."""
-    cmd = [sys.executable, "-m", "kubeshape", "doctor", "--bundle", str(bundle), "-o", "json"]
+    """``python -m kubeshape doctor --bundle BUNDLE -o json`` under the limits of :func:`kubeshape`."""
+    return kubeshape("doctor", "--bundle", str(bundle), "-o", "json", cwd=cwd, timeout=timeout, env=env)
+
+
+def kubeshape(*args: str, cwd: Path, timeout: float = 60, env: dict[str, str] | None = None) -> Run:
+    """``python -m kubeshape ARGS`` with a 1.5 GiB address space, killed after ``timeout`` seconds; reports
+    this one child's peak RSS (``wait4``)."""
+    cmd = [sys.executable, "-m", "kubeshape", *args]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=cwd, preexec_fn=_limit_memory,
