@@ -98,6 +98,20 @@ class Retention(_Strict):
         return fnmatch.fnmatchcase(f"{host}/{name}", self.repository) or fnmatch.fnmatchcase(name, self.repository)
 
 
+class InputLimits(_Strict):
+    """Bounds on reading a bundle (sizes take K, M or G); ``KUBESHAPE_BUNDLE_*`` variables override them."""
+
+    bundle_max_bytes: str | None = None  # decompressed bytes of all members (default 4G)
+    bundle_max_members: int | None = Field(None, ge=1)  # default 200,000
+    bundle_max_log_bytes: str | None = None  # per log tail (default 1M)
+    bundle_max_json_depth: int | None = Field(None, ge=1, le=1023)  # default 512
+    bundle_max_ratio: int | None = Field(None, ge=1)  # decompressed ÷ compressed past 64M (default 200)
+
+    def configured(self) -> dict[str, str]:
+        """The limits set here, keyed like :class:`kubeshape.sources.limits.Limits` fields."""
+        return {k.removeprefix("bundle_"): str(v) for k, v in self.model_dump().items() if v is not None}
+
+
 class Config(_Strict):
     """The whole ``kubeshape.yaml``."""
 
@@ -110,6 +124,7 @@ class Config(_Strict):
     retention: list[Retention] = Field(default_factory=list)
     ignore: list[str] = Field(default_factory=list)
     annotation_ignores: bool = True
+    limits: InputLimits = Field(default_factory=InputLimits)
 
     @field_validator("tag_scheme")
     @classmethod

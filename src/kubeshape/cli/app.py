@@ -35,6 +35,7 @@ from kubeshape.report.model import Report
 from kubeshape.rules.base import all_rules, get_rule
 from kubeshape.sources.bundle import load_bundle, parse_registry_snapshot
 from kubeshape.sources.git import load_git
+from kubeshape.sources.limits import Limits
 from kubeshape.sources.repo import load_repo, repository_root
 from kubeshape.ui import err_console, status
 
@@ -261,7 +262,7 @@ def _doctor(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path 
             git = load_git(repo_dir) if use_git else None
     if bundle is not None:
         with status(f"Loading bundle {bundle}"):
-            cluster, registry = load_bundle(bundle)
+            cluster, registry = load_bundle(bundle, Limits.from_env(configured=cfg.limits.configured()))
     if registry_snapshot is not None:
         import orjson
 

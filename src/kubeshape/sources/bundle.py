@@ -173,7 +173,8 @@ class _BundleLoader:
         except orjson.JSONDecodeError as exc:
             if "depth" in str(exc) or "recursion" in str(exc):
                 raise InputError(f"{self.path}: {name}: JSON nested deeper than {self._max_depth} levels -- "
-                                 "not Kubernetes data; raise KUBESHAPE_BUNDLE_MAX_JSON_DEPTH if it is genuine") \
+                                 "not Kubernetes data; raise KUBESHAPE_BUNDLE_MAX_JSON_DEPTH (or "
+                                 "limits.bundle_max_json_depth in kubeshape.yaml) if it is genuine") \
                     from None
             try:  # parse unpadded for a message whose line and column match the file
                 orjson.loads(data)

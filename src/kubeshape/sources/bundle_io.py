@@ -98,11 +98,13 @@ class BundleReader(abc.ABC):
         self._members += 1
         if self._members > self.limits.max_members:
             raise InputError(f"{self.path}: more than {self.limits.max_members:,} files -- not a bundle kubeshape "
-                             "writes; remove unrelated files or raise KUBESHAPE_BUNDLE_MAX_MEMBERS")
+                             "writes; remove unrelated files or raise KUBESHAPE_BUNDLE_MAX_MEMBERS (or "
+                             "limits.bundle_max_members in kubeshape.yaml)")
 
     def _too_big(self) -> InputError:
         return InputError(f"{self.path}: holds more than {human_bytes(self.limits.max_bytes)} of data -- remove "
-                          "unrelated files or raise KUBESHAPE_BUNDLE_MAX_BYTES")
+                          "unrelated files or raise KUBESHAPE_BUNDLE_MAX_BYTES (or limits.bundle_max_bytes in "
+                          "kubeshape.yaml)")
 
 
 class DirReader(BundleReader):
@@ -173,7 +175,7 @@ class _Counted(io.RawIOBase):
                     f"{self.reader.path}: decompresses to more than {limits.max_ratio}x its compressed size "
                     f"({human_bytes(self.produced)} from {human_bytes(packed)} so far) -- a compression bomb or "
                     "padded data, not a bundle kubeshape writes; if it is genuine, unpack it and pass the "
-                    "directory, or raise KUBESHAPE_BUNDLE_MAX_RATIO")
+                    "directory, or raise KUBESHAPE_BUNDLE_MAX_RATIO (or limits.bundle_max_ratio in kubeshape.yaml)")
         return data
 
     def readinto(self, buffer: Any) -> int:

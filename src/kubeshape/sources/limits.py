@@ -35,14 +35,16 @@ class Limits:
         return _ORJSON_MAX_DEPTH - self.max_json_depth
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Limits:
-        """The defaults, with any ``KUBESHAPE_BUNDLE_*`` variable applied."""
+    def from_env(cls, environ: dict[str, str] | None = None, configured: dict[str, str] | None = None) -> Limits:
+        """The defaults, then ``configured`` (kubeshape.yaml ``limits:``), then any ``KUBESHAPE_BUNDLE_*``
+        variable."""
         env = os.environ if environ is None else environ
         values: dict[str, int] = {}
+        for field_name, text in (configured or {}).items():
+            values[field_name] = _parse(f"kubeshape.yaml: limits.bundle_{field_name}", text)
         for field_name, var in ENV.items():
-            text = env.get(var)
-            if text:
-                values[field_name] = _parse(var, text)
+            if value := env.get(var):
+                values[field_name] = _parse(var, value)
         limits = cls(**values)
         if not 1 <= limits.max_json_depth < _ORJSON_MAX_DEPTH:
             raise InputError(f"{ENV['max_json_depth']}={limits.max_json_depth}: must be between 1 and "
