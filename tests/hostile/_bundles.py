@@ -6,7 +6,7 @@ import copy
 import io
 import json
 import os
-import resource
+import signal
 import struct
 import subprocess
 import sys
@@ -84,8 +84,22 @@ class Run:
         return [line for line in self.stderr.splitlines() if line.strip()]
 
 
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (AS_LIMIT, AS_LIMIT))
+# A small launcher runs the CLI as its own child and reports that child's peak RSS. Measured from the test
+# process, a child's peak would include the test process's own pages (Linux carries the parent's RSS high-water
+# mark across fork and exec), and the test process can be large after the fuzz tests.
+_LAUNCH = """
+import os, resource, sys
+limit, report, argv = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+pid = os.fork()
+if pid == 0:
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    os.execv(argv[0], argv)
+_, status, usage = os.wait4(pid, 0)
+with open(report, "w") as fh:
+    fh.write(str(usage.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
 
 
 def doctor(bundle: Path, cwd: Path, timeout: float = 60, env: dict[str, str] | None = None) -> Run:
@@ -94,25 +108,26 @@ def doctor(bundle: Path, cwd: Path, timeout: float = 60, env: dict[str, str] | N
 
 
 def kubeshape(*args: str, cwd: Path, timeout: float = 60, env: dict[str, str] | None = None) -> Run:
-    """``python -m kubeshape ARGS`` with a 1.5 GiB address space, killed after ``timeout`` seconds; reports
-    this one child's peak RSS (``wait4``)."""
-    cmd = [sys.executable, "-m", "kubeshape", *args]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """``python -m kubeshape ARGS`` with a 1.5 GiB address space, killed (with its launcher) after ``timeout``
+    seconds; reports the CLI process's own peak RSS."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+        cmd = [sys.executable, "-c", _LAUNCH, str(AS_LIMIT), rss.name, sys.executable, "-m", "kubeshape", *args]
         t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=cwd, preexec_fn=_limit_memory,
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=cwd, start_new_session=True,
                                 env={**os.environ, **(env or {})})
-        timer = threading.Timer(timeout, proc.kill)
+        timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
         timer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            code = proc.wait()
         finally:
             timer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.monotonic() - t0
         out.seek(0)
         err.seek(0)
-        return Run(proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
-                   seconds, usage.ru_maxrss / 1024)
+        peak_kib = int(rss.read() or 0)
+        return Run(code, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
+                   seconds, peak_kib / 1024)
 
 
 def assert_sane(run: Run, seconds: float = 60) -> None:
