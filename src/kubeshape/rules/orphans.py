@@ -379,9 +379,7 @@ PODLESS_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "Probe", "Scr
 
 def _may_create_pods(obj: K8sObject) -> bool:
     """A custom resource (of an API group that is not Kubernetes' own) that an operator may turn into pods."""
-    group = str(obj.raw.get("apiVersion") or "").rpartition("/")[0]
-    builtin = group in ("", "apps", "batch", "autoscaling", "policy", "extensions") or group.endswith(".k8s.io")
-    return not builtin and group not in PODLESS_GROUPS and obj.kind not in PODLESS_KINDS
+    return not obj.builtin and obj.group not in PODLESS_GROUPS and obj.kind not in PODLESS_KINDS
 
 
 def _unseen_creators(inv: Inventory) -> dict[str, list[str]]:

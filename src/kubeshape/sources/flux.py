@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from kubeshape.inventory import api_group
+
 FLUX_KUSTOMIZE_GROUP = "kustomize.toolkit.fluxcd.io"
 ARGO_GROUP = "argoproj.io"
 SUBSTITUTE_OFF = "kustomize.toolkit.fluxcd.io/substitute"
@@ -27,17 +29,12 @@ def mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def api_group(obj: Mapping[str, Any]) -> str:
-    version = str(obj.get("apiVersion") or "")
-    return version.rpartition("/")[0] if "/" in version else ""
-
-
 def is_flux_kustomization(obj: Mapping[str, Any]) -> bool:
-    return obj.get("kind") == "Kustomization" and api_group(obj) == FLUX_KUSTOMIZE_GROUP
+    return obj.get("kind") == "Kustomization" and api_group(obj.get("apiVersion")) == FLUX_KUSTOMIZE_GROUP
 
 
 def is_argo_application(obj: Mapping[str, Any]) -> bool:
-    return obj.get("kind") == "Application" and api_group(obj) == ARGO_GROUP
+    return obj.get("kind") == "Application" and api_group(obj.get("apiVersion")) == ARGO_GROUP
 
 
 @dataclass(slots=True)

@@ -18,8 +18,8 @@ from typing import Any
 
 from kubeshape.sources import kustomize
 from kubeshape.sources.flux import mapping
-from kubeshape.sources.kustomize import KustomizeError, Rendered, Unsupported
-from kubeshape.sources.repofiles import KUSTOMIZATION_NAMES, RepoFiles, YamlFile, is_manifest
+from kubeshape.sources.kustomize import KustomizeError, Rendered, Unsupported, find_kustomization
+from kubeshape.sources.repofiles import RepoFiles, YamlFile, is_manifest, relpath
 from kubeshape.sources.yamlio import YamlSyntaxError, load_yaml_text
 
 BINARY_TIMEOUT = 120
@@ -71,7 +71,7 @@ class Renderer:
 
     def directory(self, path: Path, recurse: bool) -> RenderResult:
         """A directory applied as it is (Argo CD directory source): its kustomization, else its manifests."""
-        if _kustomization_file(path) is not None:
+        if find_kustomization(path) is not None:
             return self.kustomization(path)
         return self._memo(("d", path, recurse), lambda: RenderResult(items=self._plain(path, recurse)))
 
@@ -85,7 +85,7 @@ class Renderer:
         """Start binary renders for directories the in-process renderer cannot handle, concurrently."""
         for d in dirs:
             key = ("k", d)
-            if key in self._done or key in self._pending or _kustomization_file(d) is None:
+            if key in self._done or key in self._pending or find_kustomization(d) is None:
                 continue
             try:
                 items = kustomize.render(d, self.base, cache=self.cache)
@@ -132,7 +132,7 @@ class Renderer:
                 sub = here / d
                 if d.startswith("."):
                     continue
-                if _kustomization_file(sub) is not None:
+                if find_kustomization(sub) is not None:
                     out.append(os.path.relpath(sub, path))
                 else:
                     keep.append(d)
@@ -163,11 +163,11 @@ class Renderer:
         with tempfile.TemporaryDirectory(prefix="kubeshape-") as tmp:
             target = path
             args = [str(target)]
-            if extra or _kustomization_file(path) is None:
+            if extra or find_kustomization(path) is None:
                 # What Flux builds: a kustomization around the path. kustomize wants relative paths, and files
                 # outside the wrapper's own directory need the load restrictor off.
                 target = Path(tmp)
-                wrapper: dict[str, Any] = {"resources": [_relative(path, target)] if _kustomization_file(path) else
+                wrapper: dict[str, Any] = {"resources": [_relative(path, target)] if find_kustomization(path) else
                                            [_relative(path / r, target) for r in self._generated_resources(path)]}
                 wrapper.update({k: _relocated(k, v, path, target) for k, v in (extra or {}).items()})
                 (target / "kustomization.yaml").write_text(_dump(wrapper), encoding="utf-8")
@@ -181,7 +181,7 @@ class Renderer:
                 return RenderResult(error=f"could not run {cmd[0]}: {exc.strerror}")
         if proc.returncode != 0:
             return RenderResult(error=_error_line(proc.stderr, self.base))
-        rel = _rel(path, self.base)
+        rel = relpath(path, self.base)
         try:
             docs = load_yaml_text(proc.stdout, f"{rel} (rendered)", with_lines=False)
         except YamlSyntaxError as exc:
@@ -196,7 +196,7 @@ class Renderer:
                 for r in from_file(yf):
                     meta = mapping(r.data.get("metadata"))
                     originals.setdefault((str(r.data.get("kind")), str(meta.get("name") or "")), r)
-        rel = f"{_rel(path, self.base)}/kustomization.yaml"
+        rel = f"{relpath(path, self.base)}/kustomization.yaml"
         out = []
         for data in rendered:
             name = str((data.get("metadata") or {}).get("name") or "")
@@ -252,17 +252,3 @@ def _dump(data: dict[str, Any]) -> str:
     import json
 
     return json.dumps(data)  # JSON is YAML: no quoting surprises
-
-
-def _kustomization_file(path: Path) -> Path | None:
-    for name in KUSTOMIZATION_NAMES:
-        if (path / name).is_file():
-            return path / name
-    return None
-
-
-def _rel(path: Path, base: Path) -> str:
-    try:
-        return path.relative_to(base).as_posix() or "."
-    except ValueError:
-        return str(path)

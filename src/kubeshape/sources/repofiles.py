@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from kubeshape.config import CONFIG_NAMES
+from kubeshape.sources.kustomize import KUSTOMIZATION_FILES
 from kubeshape.sources.yamlio import Document, LocalTagError, YamlSyntaxError, load_yaml_file, template_marker
 
 YAML_SUFFIXES = (".yaml", ".yml")
+KUSTOMIZATION_NAMES = KUSTOMIZATION_FILES
 CHART_FILES = ("Chart.yaml", "Chart.lock")
-KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 # Never manifests: version control, dependencies, virtual environments and build output.
 SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".tox", "vendor", "build", "dist",
                        "site-packages"})
