@@ -172,7 +172,13 @@ def test_probe_429_chaos_pod_restarts_with_unhealthy_events(cluster: Cluster, ns
     assert status["lastState"]["terminated"]["reason"] == "Error"
     assert status["lastState"]["terminated"]["exitCode"] == 137
     assert "running" in status["state"]
-    evs = events(cluster, ns, "Pod", "storm")
+
+    def killed_three_times() -> list[dict[str, Any]] | None:
+        # the third kill's event may be recorded a moment after the restart count moves
+        evs = events(cluster, ns, "Pod", "storm")
+        return evs if any(e["reason"] == "Killing" and e.get("count", 1) >= 3 for e in evs) else None
+
+    evs = wait_for(killed_three_times, 20, "3 Killing events")
     messages = {e["message"] for e in evs if (e["type"], e["reason"]) == ("Warning", "Unhealthy")}
     assert messages == {"Liveness probe failed: HTTP probe failed with statuscode: 429",
                         "Readiness probe failed: HTTP probe failed with statuscode: 429"}
