@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -99,60 +100,75 @@ def _text(report: Report, *, verbose: bool = False, **console: Any) -> str:
 
 def test_text_reads_like_the_rca() -> None:
     out = _text(_report())
-    titles = ["Problem 1: Image registry chaos · ERROR",
-              "Problem 5: Restart storms, crash loops and log floods",
-              "Problem 2: Deployment manifest fragmentation · WARNING", "Problem 6: Orphaned resources"]
-    positions = [out.index(t) for t in titles]
-    assert positions == sorted(positions)
-    assert out.splitlines()[0] == "kubeshape doctor — repo ./deploy · cluster kind-homelab"
-    assert "KS101  homelab/Deployment/family-assistant-backend" in out
-    assert "deploy/backend.yaml:21" in out
-    assert "from cluster" in out  # the live-only finding says where it was seen
-    assert "Evidence:" in out and "ImagePullBackOff on asuna" in out
-    assert "Root cause: No enforced image naming convention" in out
-    assert "kubectl delete hpa whisper-hpa -n homelab" in out
-    assert "4 findings (2 errors, 2 warnings, 0 info), 2 suppressed" in out
+    lines = out.splitlines()
+    assert lines[0] == "kubeshape doctor · repo ./deploy · cluster kind-homelab"
+    assert "4 findings (2 errors, 2 warnings, 0 info), 2 suppressed in 4 incidents" in lines[1]
+    # the executive summary: the seven families in order, one line each
+    summary = [ln for ln in lines if re.match(r"^ \d [A-Z]", ln)]
+    assert [ln.split()[1] for ln in summary] == ["Images", "Manifests", "Pipeline", "Registry", "Stability",
+                                                  "Orphans", "Observability"]
+    assert "#1 family-assistant-backend: Image family-assistant:phase2-mcp-logging-fix" in summary[0]
+    assert "no findings" in summary[2]
+    # incidents in family order, then the phased plan with the exact command once
+    assert out.index("Incidents") < out.index("#1  ERROR") < out.index("#4  WARNING") < out.index("Plan")
+    assert "Stop the bleeding" in out and "Foundation" in out
+    assert out.count("kubectl delete hpa whisper-hpa -n homelab") == 0  # a warning: not a stop-the-bleeding step
+    assert "kubectl -n homelab set image deployment/family-assistant-backend" in out
+    assert "Now vs target: 1 of 2 off target" in out
     assert "\x1b[" not in out
 
 
 def test_text_does_not_eat_brackets_or_angle_brackets() -> None:
-    out = _text(_report())
+    out = _text(_report(), verbose=True)
     assert '+    kubernetes.io/change-cause: "[bold]deploy v1.2.3[/bold] (abc1234)"' in out
     assert "-    kubernetes.io/change-cause: <none>" in out
     assert "<script>alert(1)</script>" in out
-    assert "diff" in out and "bash" in out  # fix blocks are labelled with the detected language
 
 
-def test_text_metrics_blind_spots_and_notes() -> None:
+def test_text_blind_spots_always_notes_with_verbose() -> None:
     out = _text(_report())
-    assert "Now vs target" in out
-    row = next(line for line in out.splitlines() if "Deployment success rate" in line)
-    assert "50%" in row and "≥ 95%" in row and "✗" in row
-    assert "✓" in next(line for line in out.splitlines() if "Orphaned | resources" in line)
-    assert "registry not reachable: tag sprawl not checked" in out
-    assert "context kind-homelab" in out
-
-
-def test_text_caps_evidence_unless_verbose() -> None:
-    short = _text(_report())
-    assert "7fccb9956b-09" in short and "7fccb9956b-10" not in short
-    assert "… and 3 more" in short
+    assert "registry not reachable: tag sprawl not checked" in out  # what was not checked is always said
+    assert "context kind-homelab" not in out and "1 note about the sources: -v shows it" in out
     full = _text(_report(), verbose=True)
-    assert "7fccb9956b-12" in full and "more (--verbose" not in full
+    assert "context kind-homelab" in full
+    row = next(line for line in full.splitlines() if "Deployment success rate" in line)
+    assert "50%" in row and "≥ 95%" in row and "✗" in row
+    assert "✓" in next(line for line in full.splitlines() if "Orphaned | resources" in line)
+
+
+def test_text_verbose_shows_every_finding_in_full() -> None:
+    short = _text(_report())
+    assert "7fccb9956b-05" not in short and "Evidence:" not in short
+    full = _text(_report(), verbose=True)
+    assert "7fccb9956b-12" in full  # every evidence line of every finding
+    for f in _findings():
+        assert f.message in full and f.root_cause in full
+    assert "deploy/backend.yaml:21" in full and "from cluster" in full
 
 
 def test_text_piped_output_has_no_ansi() -> None:
     out = io.StringIO()
     render_text(_report(), Console(file=out, width=100))  # colours allowed, but not a terminal
     assert "\x1b[" not in out.getvalue()
-    assert "Problem 1: Image registry chaos" in out.getvalue()
+    assert "Incidents" in out.getvalue()
+
+
+def test_text_commands_are_never_split_when_piped_at_80_columns() -> None:
+    long_cmd = ("kubectl -n homelab set image deployment/family-assistant-backend "
+                "backend=100.81.76.55:30500/family-assistant:phase2-mcp-logging-fix")
+    for verbose in (False, True):
+        out = _text(_report(), verbose=verbose, width=80)
+        assert long_cmd in out.splitlines() or any(ln.strip() == long_cmd for ln in out.splitlines()), verbose
+    full = _text(_report(), verbose=True, width=80)
+    diff_line = '+    kubernetes.io/change-cause: "[bold]deploy v1.2.3[/bold] (abc1234)"'
+    assert any(ln.strip() == diff_line.strip() for ln in full.splitlines())
 
 
 def test_text_no_findings() -> None:
     out = _text(_report([]))
     # the report has a blind spot: "no problems" only covers what was read, and it says so
     assert "✓ No problems found in what was analysed (2 suppressed) — 1 item(s) not analysed" in out
-    assert "Problem" not in out
+    assert "Incidents" not in out and "Plan" not in out
     assert "Now vs target" in out
 
 
@@ -186,12 +202,14 @@ def test_split_fix_keeps_blank_lines_inside_code() -> None:
 
 def test_markdown_structure() -> None:
     md = render_markdown(_report())
-    headings = [line for line in md.splitlines() if line.startswith("## Problem")]
-    assert [h.split(":")[0] for h in headings] == [f"## Problem {n}" for n in (1, 5, 2, 6)]
+    headings = [line for line in md.splitlines() if line.startswith("## ")]
+    assert headings == ["## Executive summary", "## Incidents", "## Action plan", "## Metrics: now vs target",
+                        "## Blind spots (not checked in this run)", "## Notes"]
+    assert "| 1 | Image registry chaos | 1 🔴 | [#1](#incident-1)" in md
+    assert "### Phase 1: Stop the bleeding" in md and "### Phase 2: Foundation" in md
     assert "```diff\n--- a/deploy/backend.yaml" in md
     assert '+    kubernetes.io/change-cause: "[bold]deploy v1.2.3[/bold] (abc1234)"\n```' in md
-    assert "```bash\nkubectl delete hpa whisper-hpa -n homelab\n```" in md
-    assert "| Metric | Now | Target | OK | Detail |" in md
+    assert md.count("```bash\nkubectl delete hpa whisper-hpa -n homelab\n```") == 2  # plan step + the finding
     assert "| Deployment success rate | 50% | ≥ 95% | ❌ | 1 of 2 latest rollouts available |" in md
     assert "| Orphaned \\| resources |" in md
     assert "<details><summary>… and 3 more</summary>" in md
@@ -212,14 +230,22 @@ def test_json_contract() -> None:
     assert raw.endswith("}\n")
     doc = json.loads(raw)
     assert list(doc) == ["version", "tool", "command", "generatedAt", "sources", "summary", "findings",
-                         "metrics",
-                         "blindSpots", "notes"]
+                         "incidents", "plan", "metrics", "blindSpots", "notes"]
     assert doc["version"] == 1
     assert doc["tool"] == {"name": "kubeshape", "version": "0.1.0"}
     assert doc["generatedAt"] == "2025-11-17T09:30:00Z"
-    assert doc["summary"] == {"total": 4, "error": 2, "warning": 2, "info": 0, "suppressed": 2,
-                              "byFamily": {"1": 1, "2": 1, "3": 0, "4": 0, "5": 1, "6": 1, "7": 0}}
-    assert doc["findings"] == [json.loads(json.dumps(f.as_dict())) for f in _findings()]
+    summary = {k: v for k, v in doc["summary"].items() if k not in ("incidents", "families")}
+    assert summary == {"total": 4, "error": 2, "warning": 2, "info": 0, "suppressed": 2,
+                       "byFamily": {"1": 1, "2": 1, "3": 0, "4": 0, "5": 1, "6": 1, "7": 0}}
+    # the existing contract stays: every key of a finding as before, plus its ID
+    assert [{k: v for k, v in f.items() if k != "id"} for f in doc["findings"]] == [
+        json.loads(json.dumps(f.as_dict())) for f in _findings()]
+    assert [f["id"][:5] for f in doc["findings"]] == ["KS101", "KS501", "KS202", "KS601"]
+    assert [i["title"][:24] for i in doc["incidents"]] == ["family-assistant-backend", "family-assistant-backend",
+                                                            "homelab-dashboard: Conta", "whisper-hpa: HPA scales "]
+    assert doc["incidents"][0]["findingIndexes"] == [0]
+    assert [(s["phase"], s["closes"]) for s in doc["plan"]] == [("stop", ["1"]), ("stop", ["3"]),
+                                                                  ("foundation", ["2"]), ("foundation", ["4"])]
     assert doc["metrics"]["orphans"] == {"title": "Orphaned | resources", "value": 0.0, "unit": "",
                                          "target": "0",
                                          "ok": True, "detail": ""}
@@ -331,10 +357,11 @@ def test_html_is_self_contained_and_escaped() -> None:
     page = render_html(_report())
     assert page.startswith("<!DOCTYPE html>")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "<script" not in page and "<link" not in page and " src=" not in page
+    assert page.count("<script") == 1 and "<script>(function" in page  # the inline filter script only
+    assert "<link" not in page and " src=" not in page
     assert "change-cause: &lt;none&gt;" in page
-    assert "Problem 1: Image registry chaos" in page
-    assert page.index("Problem 5:") < page.index("Problem 2:")
+    assert "<td class=\"fam-name\">Images<span class=\"fam-title\">Image registry chaos</span></td>" in page
+    assert [x[0] for x in page.split('data-family="')[1:]] == ["1", "2", "5", "6"]  # incidents in family order
     assert '<span class="badge error">ERROR</span>' in page
     assert "<pre class=\"diff\">" in page and "<pre class=\"bash\">kubectl delete hpa whisper-hpa" in page
     assert "<td>Orphaned | resources</td>" in page
@@ -353,7 +380,7 @@ def test_render_writes_every_format(fmt: str) -> None:
     out = io.StringIO()
     render(_report(), fmt, RULES, Console(file=out, width=40, force_terminal=True))
     text = out.getvalue()
-    assert "Image registry chaos" in text or "has no registry host" in text
+    assert "Image registry chaos" in text or "has no registry host" in text or "Images" in text
     if fmt != "text":
         assert "\x1b[" not in text  # neither colour nor wrapping for machine formats
     if fmt == "json":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,3 +100,16 @@ class Finding:
             "source": self.source,
             "data": self.data,
         }
+
+
+def fingerprint(f: Finding) -> str:
+    """A stable identity for a finding across runs: no line numbers, and counts in a message without a dedupe
+    key do not matter (SARIF ``partialFingerprints`` and finding IDs use it)."""
+    key = f.dedupe or re.sub(r"\d+", "#", f.message)
+    parts = (f.rule, str(f.object or ""), f.file or "", key)
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def finding_id(f: Finding) -> str:
+    """``KS105-3f9a2c``: the rule and the start of the fingerprint, for ``kubeshape explain``."""
+    return f"{f.rule}-{fingerprint(f)[:6]}"

@@ -6,8 +6,10 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from functools import cache
+from typing import ClassVar
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.markdown import CodeBlock, Markdown, MarkdownElement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -17,6 +19,9 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.segment import Segment
+from rich.syntax import Syntax
+from rich.text import Text
 
 
 @cache
@@ -67,3 +72,32 @@ class KindProgress:
                                   description=f"{self.label}: {kind} ({self.objects} objects so far)")
         else:
             self._progress.update(self._task, description=f"{self.label}: {kind} ({count}…)")
+
+
+class _WholeLineCode(CodeBlock):
+    """A Markdown code block whose lines are never wrapped or cut: a long command overflows and stays pasteable."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        code = str(self.text).rstrip()
+        highlighted = Syntax(code, self.lexer_name, theme=self.theme, background_color="default").highlight(code)
+        highlighted.rstrip()
+        for line in highlighted.split("\n", allow_blank=True):
+            yield Text("  ") + line
+            yield Segment.line()
+
+
+class PasteableMarkdown(Markdown):
+    """Rich Markdown with code blocks printed whole (print it with ``crop=False``)."""
+
+    elements: ClassVar[dict[str, type[MarkdownElement]]] = {**Markdown.elements, "fence": _WholeLineCode,
+                                                             "code_block": _WholeLineCode}
+
+
+def print_markdown(text: str, console: Console | None = None) -> None:
+    """Markdown rendered by Rich in a terminal, and written as it is when piped or redirected."""
+    console = console or Console()
+    if console.is_terminal:
+        console.print(PasteableMarkdown(text), crop=False, soft_wrap=False)
+    else:
+        console.file.write(text if text.endswith("\n") else text + "\n")
+        console.file.flush()

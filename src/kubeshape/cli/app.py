@@ -43,7 +43,10 @@ app = typer.Typer(
     name="kubeshape",
     help="Find what is wrong with your Kubernetes deployments -- evidence, root cause and the exact fix.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    # Plain, kubectl-like help: one names column and the text. Rich's help panel gives the type column its own
+    # width and squeezes flag names at 80 columns (`--request-tim…`); click's layout never breaks a name, shows
+    # no type for flags, and puts the text under a long name instead. Applies to every sub-command and group.
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -118,9 +121,20 @@ def _output(report_file: Path | None) -> Iterator[Console]:
 
 
 def _emit(report: Report, fmt: OutputFormat, fail_on: FailOn, report_file: Path | None, verbose: bool,
-          input_errors: list[str]) -> int:
+          input_errors: list[str], explain: str | None = None) -> int:
     from kubeshape.report.render import render
 
+    if explain is not None:
+        from kubeshape.report.explain import explain as explain_text
+        from kubeshape.ui import print_markdown
+
+        out = explain_text(report, explain, fmt.value)
+        with _output(report_file) as console:
+            if fmt is OutputFormat.json:
+                console.file.write(out)
+            else:
+                print_markdown(out, console)
+        return EXIT_CLEAN
     with _output(report_file) as console:
         render(report, fmt.value, all_rules(), console, verbose=verbose)
     input_errors = [*input_errors, *(f.message for f in report.findings if f.rule == INTERNAL_ERROR)]
@@ -152,7 +166,7 @@ def lint(
     report_file: ReportFileOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Check manifest files only (for CI and pre-commit); no cluster needed."""
+    """Check manifest files only; no cluster needed. Made for CI and pre-commit hooks."""
     targets = [p.absolute() for p in paths] if paths else []
     for p in targets:
         if not p.exists():
@@ -228,7 +242,7 @@ def doctor(
     report_file: ReportFileOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Correlate repo + cluster + registry + git and explain what is wrong, with the fix."""
+    """Explain what is wrong, with evidence and the fix. Correlates repo + cluster + registry + git."""
     sel = _selection(select, ignore, no_annotation_ignores)
     timeout = parse_request_timeout(request_timeout)
     if demo:
@@ -248,10 +262,59 @@ def doctor(
                              verbose, live=live, registries=registry or [], insecure=insecure, timeout=timeout))
 
 
+@app.command()
+def explain(
+    incident: Annotated[str, typer.Argument(help="Incident number (3 or #3), finding ID (KS105-3f9a2c) or rule ID.")],
+    repo: Annotated[Path | None, typer.Option("--repo", help="Manifests repository to correlate.",
+                                              file_okay=False)] = None,
+    bundle: Annotated[Path | None, typer.Option("--bundle", "-b", help="Cluster bundle (directory or tar.gz).")] = None,
+    registry_snapshot: Annotated[Path | None, typer.Option("--registry-snapshot", help="registry.json to use.",
+                                                           dir_okay=False)] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Explain from the bundled homelab demo.")] = False,
+    context: ContextOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    namespace: NamespaceOpt = None,
+    all_namespaces: AllNamespacesOpt = False,
+    qps: QpsOpt = 20.0,
+    max_logs: MaxLogsOpt = 30,
+    registry: RegistryOpt = None,
+    insecure: InsecureOpt = False,
+    request_timeout: RequestTimeoutOpt = "30s",
+    config: ConfigOpt = None,
+    output: OutputOpt = OutputFormat.text,
+    select: SelectOpt = None,
+    ignore: IgnoreOpt = None,
+    no_annotation_ignores: NoAnnOpt = False,
+    report_file: ReportFileOpt = None,
+) -> None:
+    """Show one incident or finding of 'doctor' in full: chain, evidence, fix. Same sources as doctor."""
+    if output in (OutputFormat.sarif, OutputFormat.html):
+        raise InputError("explain prints text, markdown or json")
+    sel = _selection(select, ignore, no_annotation_ignores)
+    timeout = parse_request_timeout(request_timeout)
+    if demo:
+        if repo or bundle:
+            raise InputError("--demo cannot be combined with --repo or --bundle")
+        with _demo_paths() as (demo_repo, demo_bundle):
+            code = _doctor(demo_repo, demo_bundle, registry_snapshot, config, sel, output, FailOn.never,
+                           report_file, False, use_git=False, explain=incident)
+        raise typer.Exit(code)
+    live = None
+    if bundle is None:
+        live = LiveOptions(kubeconfig, [context] if context else None, _namespaces(namespace, all_namespaces),
+                           qps, max_logs, False, timeout)
+    elif context or kubeconfig or namespace:
+        raise InputError("--context/--kubeconfig/-n read a live cluster; drop them or --bundle")
+    raise typer.Exit(_doctor(repo, bundle, registry_snapshot, config, sel, output, FailOn.never, report_file,
+                             False, live=live, registries=registry or [], insecure=insecure, timeout=timeout,
+                             explain=incident))
+
+
 def _doctor(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path | None, config: Path | None,
             sel: Selection, output: OutputFormat, fail_on: FailOn, report_file: Path | None,
             verbose: bool, use_git: bool = True, live: LiveOptions | None = None,
-            registries: list[str] | None = None, insecure: bool = False, timeout: float | None = 30.0) -> int:
+            registries: list[str] | None = None, insecure: bool = False, timeout: float | None = 30.0,
+            explain: str | None = None) -> int:
     cfg = _config_for(config, repo_dir or Path.cwd())
     repo = git = cluster = registry = None
     if repo_dir is not None:
@@ -285,7 +348,7 @@ def _doctor(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path 
         with status("Analysing"):
             report, _ = analyse(inv, cfg, sel)
     errors = [f"{f}:{line}: {msg}" for f, line, msg in (repo.errors if repo else [])]
-    return _emit(report, output, fail_on, report_file, verbose, errors)
+    return _emit(report, output, fail_on, report_file, verbose, errors, explain)
 
 
 def _namespaces(namespace: list[str] | None, all_namespaces: bool) -> list[str] | None:
@@ -308,7 +371,7 @@ def snapshot(
     qps: QpsOpt = 20.0,
     max_logs: MaxLogsOpt = 30,
 ) -> None:
-    """Write a bundle of a live cluster (Secret values and secret-looking env values redacted)."""
+    """Write a bundle of a live cluster. Secret values and secret-looking env values are redacted."""
     from kubeshape.sources.bundle_writer import bundle_members, write_bundle
 
     timeout = parse_request_timeout(request_timeout)
@@ -336,7 +399,7 @@ def list_rules(
 
 @app.command("rule")
 def show_rule(rule_id: Annotated[str, typer.Argument(help="Rule ID, e.g. KS101.")]) -> None:
-    """Explain one rule: what it does, why it matters, an example and the fix."""
+    """Explain one rule: what it does, why, an example and the fix."""
     from kubeshape.cli.catalog import print_rule
 
     found = get_rule(rule_id)
@@ -348,7 +411,7 @@ def show_rule(rule_id: Annotated[str, typer.Argument(help="Rule ID, e.g. KS101."
 @app.command()
 def rbac(namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the ServiceAccount.")]
          = "kubeshape") -> None:
-    """Print the read-only ServiceAccount, ClusterRole and binding doctor and snapshot need."""
+    """Print the read-only RBAC that doctor and snapshot need. A ServiceAccount, a ClusterRole and their binding."""
     from kubeshape.rbac import render
 
     typer.echo(render(namespace), nl=False)

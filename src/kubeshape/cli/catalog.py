@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import orjson
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.table import Table
 
 from kubeshape.errors import InputError
 from kubeshape.findings import FAMILIES
 from kubeshape.rules.base import Rule, all_rules
+from kubeshape.ui import print_markdown
 
 
 def rule_markdown(r: Rule) -> str:
@@ -21,11 +21,7 @@ def rule_markdown(r: Rule) -> str:
 
 
 def print_rule(r: Rule) -> None:
-    console = Console()
-    if console.is_terminal:
-        console.print(Markdown(rule_markdown(r)))
-    else:
-        console.file.write(rule_markdown(r))
+    print_markdown(rule_markdown(r))
 
 
 def print_rules(fmt: str) -> None:

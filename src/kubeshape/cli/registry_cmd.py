@@ -23,8 +23,10 @@ from kubeshape.ui import err_console, status
 
 app = typer.Typer(
     name="registry",
-    help="Registry tags with where they are used, and pruning by the retention policy of kubeshape.yaml.",
+    help="Registry tags and where they are used; prune old tags. Pruning follows the retention policy of "
+         "kubeshape.yaml.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain help, as the root app (see cli/app.py)
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -135,7 +137,8 @@ def tags(registry: RegistryOpt = None, insecure: InsecureOpt = False, repository
          repo: RepoOpt = None, bundle: BundleOpt = None, kubeconfig: KubeconfigOpt = None,
          context: ContextOpt = None, config: ConfigOpt = None, output: OutputOpt = Output.text,
          timeout: TimeoutOpt = "30s") -> None:
-    """Every tag per repository: digest, created, size, tag scheme, where it is used; KS401-KS404 findings."""
+    """List every tag per repository and where it is used. Also: digest, created, size, tag scheme, and the
+    KS401-KS404 findings."""
     cfg, state, inv, usage = _gather(registry, insecure, repository, repo, bundle, kubeconfig, context, config,
                                      timeout)
     try:
@@ -171,7 +174,8 @@ def prune(
     no_usage_check: Annotated[bool, typer.Option(NO_USAGE_FLAG, help="Allow --apply without a cluster or repo "
                                                  "to tell which tags are in use.")] = False,
 ) -> None:
-    """Plan (and with --apply, perform) tag deletion by the retention policy; in-use tags are never deleted."""
+    """Plan tag deletion by the retention policy. With --apply, delete the tags the plan drops; tags in use are
+    never deleted."""
     if apply and dry_run:
         raise InputError("--apply and --dry-run exclude each other")
     if apply and not no_usage_check and not (repo or bundle or kubeconfig or context):

@@ -137,7 +137,8 @@ def release(
                                                     help="Accept an --image without registry (not "
                                                          "recommended).")] = False,
 ) -> None:
-    """Tag from git, push, verify, update the manifest, commit, deploy, watch, roll back on failure."""
+    """Release from git: tag, push, update the manifest, deploy. In order: tag from git, push, verify, update the
+    manifest, commit, deploy, watch the rollout, roll back on failure."""
     opts = ReleaseOptions(image=image, path=path, push=push, from_image=from_image, oci_layout=oci_layout,
                           manifest=manifest, kustomization=kustomization, container=container, commit=commit,
                           watch=watch, rollback_on_failure=rollback_on_failure, kubeconfig=kubeconfig,
@@ -167,7 +168,8 @@ def history(
                                                                        "cluster.")] = None,
     output: Annotated[HistoryFormat, typer.Option("--output", "-o", help="text or json.")] = HistoryFormat.text,
 ) -> None:
-    """Revisions of a Deployment: image, digest, commit, change-cause, result, and the last known good."""
+    """Show the revisions of a Deployment and the last known good. Per revision: image, digest, commit,
+    change-cause and result."""
     if bundle is not None:
         if kubeconfig is not None or context is not None:
             raise InputError("--bundle reads a snapshot; drop --kubeconfig/--context")

@@ -7,10 +7,10 @@ from typing import Any
 
 import orjson
 
-from kubeshape.findings import FAMILIES
+from kubeshape.findings import FAMILIES, finding_id
 from kubeshape.redact import redact_report
+from kubeshape.report.common import analysis, counts, rfc3339
 from kubeshape.report.model import Report
-from kubeshape.report.text import counts, rfc3339
 
 
 def _default(value: object) -> Any:
@@ -28,14 +28,22 @@ def render_json(report: Report) -> str:
     by_family = {str(fam): 0 for fam in FAMILIES}
     for f in report.findings:
         by_family[str(f.family)] = by_family.get(str(f.family), 0) + 1
+    a = analysis(report)
+    index = {id(f): i for i, f in enumerate(report.findings)}
     doc = {
         "version": 1,
         "tool": {"name": "kubeshape", "version": report.tool_version},
         "command": report.command,
         "generatedAt": rfc3339(report.generated_at),
         "sources": report.sources,
-        "summary": {**counts(report), "byFamily": by_family},
-        "findings": [f.as_dict() for f in report.findings],
+        "summary": {**counts(report), "byFamily": by_family, "incidents": len(a.incidents),
+                    "families": [{"family": fl.family, "name": fl.name, "title": fl.title, "findings": fl.findings,
+                                  "severity": fl.severity.label if fl.severity else None,
+                                  "worstIncident": fl.incident.id if fl.incident else None,
+                                  "headline": fl.headline} for fl in a.families]},
+        "findings": [{**f.as_dict(), "id": finding_id(f)} for f in report.findings],
+        "incidents": [inc.as_dict(index) for inc in a.incidents],
+        "plan": [step.as_dict() for step in a.plan],
         "metrics": {m.key: m.as_dict() for m in report.metrics},
         "blindSpots": report.blind_spots,
         "notes": report.notes,

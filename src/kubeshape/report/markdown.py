@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import re
 
-from kubeshape.findings import Finding, Severity
+from kubeshape.findings import Finding, Severity, finding_id
 from kubeshape.redact import redact_report
-from kubeshape.report.model import Report
-from kubeshape.report.text import (
+from kubeshape.report.common import (
     MAX_EVIDENCE,
+    PHASE_HINTS,
+    PHASE_TITLES,
+    Analysis,
+    analysis,
     location,
-    problems,
     rfc3339,
     sources_line,
-    split_fix,
     summary_line,
 )
+from kubeshape.report.fixblocks import split_fix
+from kubeshape.report.incidents import PHASES, Incident
+from kubeshape.report.model import Report
 
 BADGE = {Severity.ERROR: "🔴 ERROR", Severity.WARNING: "🟠 WARNING", Severity.INFO: "🔵 INFO"}
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.S)
@@ -48,7 +52,7 @@ def _bullets(items: list[str]) -> list[str]:
 
 def _finding(f: Finding) -> list[str]:
     obj = f" · `{f.object}`" if f.object else ""
-    out = [f"### {BADGE[f.severity]} · {f.rule}{obj}", "", f"*{_inline(location(f))}*", "",
+    out = [f"#### {BADGE[f.severity]} · {f.rule}{obj} · `{finding_id(f)}`", "", f"*{_inline(location(f))}*", "",
            _inline(f.message)]
     if f.evidence:
         out += ["", "**Evidence**", "", *_bullets(f.evidence[:MAX_EVIDENCE])]
@@ -65,26 +69,94 @@ def _finding(f: Finding) -> list[str]:
     return out
 
 
+def _summary(a: Analysis) -> list[str]:
+    out = ["| # | Problem | Findings | Worst incident |", "|--:|---|--:|---|"]
+    for fl in a.families:
+        if fl.severity is None:
+            out.append(f"| {fl.family} | {_cell(fl.title)} | 0 | ✅ none |")
+            continue
+        inc = f"[#{fl.incident.id}](#incident-{fl.incident.id}) {_cell(fl.headline)}" if fl.incident else ""
+        out.append(f"| {fl.family} | {_cell(fl.title)} | {fl.findings} {BADGE[fl.severity].split()[0]} | {inc} |")
+    return out
+
+
+def _incident(a: Analysis, inc: Incident, *, standalone: bool = False) -> list[str]:
+    steps = [s for s in a.plan if inc.id in s.incidents]
+    anchor = [] if standalone else [f'<a id="incident-{inc.id}"></a>', ""]
+    out = [*anchor, f"### #{inc.id} {BADGE[inc.severity]} · {_inline(inc.title)}", "",
+           "**Causal chain** (symptom ← cause ← root cause): " + " ← ".join(_inline(c) for c in inc.chain)]
+    impact = inc.impact_line()
+    if impact:
+        out += ["", f"**Impact:** {_inline(impact)}"]
+    for cause in sorted({f.root_cause for f in inc.roots if f.root_cause}):
+        out += ["", f"**Root cause:** {_inline(cause)}"]
+    if inc.evidence:
+        out += ["", "**Evidence**", "", *_bullets(inc.evidence[:MAX_EVIDENCE])]
+        rest = inc.evidence[MAX_EVIDENCE:]
+        if rest and standalone:
+            out += _bullets(rest)
+        elif rest:
+            out += ["", f"<details><summary>… and {len(rest)} more</summary>", "", *_bullets(rest), "", "</details>"]
+    if steps and not standalone:
+        out += ["", "**Fix:** " + ", ".join(f"[step {s.number}](#step-{s.number}) ({PHASE_TITLES[s.phase]}: "
+                                               f"{_inline(s.title)})" for s in steps)]
+    if standalone:
+        return out
+    out += ["", f"<details><summary>Findings ({len(inc.findings)})</summary>", ""]
+    for f in inc.findings:
+        out += [*_finding(f), ""]
+    out += ["</details>"]
+    return out
+
+
+def _plan(a: Analysis) -> list[str]:
+    out: list[str] = []
+    group = ""
+    for step in a.plan:
+        key = step.phase + (" info" if step.severity is Severity.INFO else "")
+        if key != group:
+            group = key
+            n = PHASES.index(step.phase) + 1
+            hint = "information-only findings" if step.severity is Severity.INFO else PHASE_HINTS[step.phase]
+            out += ["", f"### Phase {n}: {PHASE_TITLES[step.phase]} — {hint}"]
+        closes = ", ".join(f"[#{i}](#incident-{i})" for i in step.incidents)
+        out += ["", f'<a id="step-{step.number}"></a>', "",
+                f"#### {step.number}. {_inline(step.title)} (closes {closes})"]
+        for block in step.blocks:
+            out += ["", _fence(block.text, block.lang) if block.code else _inline(block.text)]
+        if step.same_as:
+            out += ["", "The commands of step " + ", ".join(str(n) for n in step.same_as) + " also close it."]
+    return out
+
+
 def render_markdown(report: Report) -> str:
-    """The report as GitHub-flavoured Markdown: a section per problem, fenced fixes, a metrics table."""
+    """The report as a root-cause analysis in GitHub-flavoured Markdown: executive summary, incidents with
+    their causal chains, a phased action plan, metrics now vs target, and what was not checked."""
     report = redact_report(report)  # the final pass: nothing a rule copied can leak
-    out = [f"# kubeshape {report.command}: {_inline(sources_line(report))}", ""]
+    a = analysis(report)
+    out = [f"# kubeshape {report.command}: root-cause analysis", "", f"*{_inline(sources_line(report))}*", ""]
     stamp = " · ".join(s for s in (report.tool_version and f"kubeshape {report.tool_version}",
                                    rfc3339(report.generated_at)) if s)
     if stamp:
         out += [f"*{stamp}*", ""]
     if report.findings:
-        out += [f"**{summary_line(report)}**"]
+        n = len(a.incidents)
+        out += ["## Executive summary", "",
+                f"**{summary_line(report)}, in {n} incident{'' if n == 1 else 's'}.**", "", *_summary(a)]
+        worst = [i for i in a.incidents if i.severity is Severity.ERROR]
+        if worst:
+            out += ["", "Critical: " + "; ".join(f"[#{i.id}](#incident-{i.id}) {_inline(i.title)}" for i in worst)
+                    + "."]
+        out += ["", "## Incidents"]
+        for inc in a.incidents:
+            out += ["", *_incident(a, inc)]
+        out += ["", "## Action plan", "", "Each step is printed once, with the incidents it closes.", *_plan(a)]
     else:
         partial = f"; {len(report.blind_spots)} item(s) not analysed, listed below" if report.blind_spots else ""
         out += [f"**✅ No problems found{' in what was analysed' if partial else ''}** "
                 f"({report.suppressed} suppressed{partial})"]
-    for p in problems(report):
-        out += ["", f"## Problem {p.family}: {_inline(p.title)} — {BADGE[p.severity]}"]
-        for f in p.findings:
-            out += ["", *_finding(f)]
     if report.metrics:
-        out += ["", "## Now vs target", "", "| Metric | Now | Target | OK | Detail |",
+        out += ["", "## Metrics: now vs target", "", "| Metric | Now | Target | OK | Detail |",
                 "|---|--:|---|:-:|---|"]
         for m in report.metrics:
             ok = "–" if m.ok is None else ("✅" if m.ok else "❌")
@@ -95,3 +167,29 @@ def render_markdown(report: Report) -> str:
         if items:
             out += ["", f"## {heading}", "", *_bullets(items)]
     return "\n".join(out) + "\n"
+
+
+def explain_incident_markdown(a: Analysis, inc: Incident) -> str:
+    """One incident with its plan steps written out in full (``kubeshape explain 3``)."""
+    out = _incident(a, inc, standalone=True)
+    for step in (s for s in a.plan if inc.id in s.incidents):
+        out += ["", f"## Fix — step {step.number} ({PHASE_TITLES[step.phase]}): {_inline(step.title)}"]
+        for block in step.blocks:
+            out += ["", _fence(block.text, block.lang) if block.code else _inline(block.text)]
+        if step.same_as:
+            out += ["", "The commands of step " + ", ".join(str(n) for n in step.same_as) + " also close it."]
+    out += ["", f"## Findings ({len(inc.findings)})"]
+    for f in inc.findings:
+        out += ["", *_finding(f)]
+    return "\n".join(out) + "\n"
+
+
+def explain_finding_markdown(a: Analysis, findings: list[Finding]) -> str:
+    """Findings in full, each with the incident it belongs to (``kubeshape explain KS105``)."""
+    out: list[str] = []
+    for f in findings:
+        inc = next((i for i in a.incidents if any(x is f for x in i.findings)), None)
+        out += [*_finding(f), ""]
+        if inc is not None:
+            out += [f"Part of incident #{inc.id}: {_inline(inc.title)} (kubeshape explain {inc.id})", ""]
+    return "\n".join(out)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import quote
@@ -11,14 +9,22 @@ from urllib.parse import quote
 import orjson
 
 from kubeshape.findings import FAMILIES, Finding, Severity
+from kubeshape.findings import fingerprint as finding_fingerprint
 from kubeshape.redact import redact_report
+from kubeshape.report.fixblocks import split_fix
 from kubeshape.report.model import Report
-from kubeshape.report.text import split_fix
 from kubeshape.rules.base import Rule
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/kubeshape/kubeshape"
 LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+SRCROOT = "%SRCROOT%"
+# SARIF 2.1.0 §3.14.14: the base that relative artifact URIs resolve against. Its absolute ``uri`` is left out (the
+# spec allows that when it would be absolute) so that the log is the same on every machine and names no local
+# directory; GitHub code scanning resolves relative URIs against the repository root anyway.
+ORIGINAL_URI_BASE_IDS = {SRCROOT: {"description": {
+    "text": "The root of the repository that kubeshape analysed (its git top level): relative artifact URIs "
+            "are paths from there."}}}
 _DIFF_HEADER = ("--- ", "+++ ", "@@", "diff ", "index ")
 
 
@@ -62,25 +68,30 @@ def _uri(file: str) -> tuple[str, bool]:
     return quote(file.replace("\\", "/").removeprefix("./"), safe="/"), True
 
 
-def _location(f: Finding) -> dict[str, Any] | None:
+def _logical_location(f: Finding) -> dict[str, str]:
+    """The object a finding is about, else the source it was seen in (``cluster``, ``registry``...).
+
+    These are top-level logical locations (no ``parentIndex``), so ``fullyQualifiedName`` is left out: SARIF 2.1.0
+    §3.33.5 says it then defaults to ``name``, which already holds the whole reference (``ns/Kind/name``)."""
+    if f.object:
+        return {"name": str(f.object), "kind": "resource"}
+    return {"name": f.source or "cluster", "kind": "source"}
+
+
+def _location(f: Finding) -> dict[str, Any]:
+    """A file and line when the finding has them, the object too when it has one; a finding with neither file nor
+    object is located at its source, so that every result has a location."""
     loc: dict[str, Any] = {}
     if f.file:
         uri, relative = _uri(f.file)
-        artifact = {"uri": uri, "uriBaseId": "%SRCROOT%"} if relative else {"uri": uri}
+        artifact = {"uri": uri, "uriBaseId": SRCROOT} if relative else {"uri": uri}
         physical: dict[str, Any] = {"artifactLocation": artifact}
         if f.line:
             physical["region"] = {"startLine": f.line}
         loc["physicalLocation"] = physical
-    if f.object:
-        loc["logicalLocations"] = [{"name": str(f.object), "kind": "resource"}]
-    return loc or None
-
-
-def _fingerprint(f: Finding) -> str:
-    """Stable across runs: no line numbers, and counts in a message without a dedupe key do not matter."""
-    key = f.dedupe or re.sub(r"\d+", "#", f.message)
-    parts = (f.rule, str(f.object or ""), f.file or "", key)
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    if f.object or not f.file:
+        loc["logicalLocations"] = [_logical_location(f)]
+    return loc
 
 
 def _result(f: Finding, index: int, seen: dict[str, int]) -> dict[str, Any]:
@@ -89,7 +100,7 @@ def _result(f: Finding, index: int, seen: dict[str, int]) -> dict[str, Any]:
         text += f"\nRoot cause: {f.root_cause}"
     if f.fix:
         text += f"\nFix: {_fix_summary(f.fix)}"
-    fingerprint = _fingerprint(f)
+    fingerprint = finding_fingerprint(f)
     seen[fingerprint] = seen.get(fingerprint, 0) + 1
     result: dict[str, Any] = {
         "ruleId": f.rule,
@@ -97,9 +108,7 @@ def _result(f: Finding, index: int, seen: dict[str, int]) -> dict[str, Any]:
         "level": LEVEL[f.severity],
         "message": {"text": text},
     }
-    location = _location(f)
-    if location:
-        result["locations"] = [location]
+    result["locations"] = [_location(f)]
     result["partialFingerprints"] = {"kubeshape/v1": f"{fingerprint}:{seen[fingerprint]}"}
     result["properties"] = {"evidence": f.evidence, "rootCause": f.root_cause, "fix": f.fix,
                             "source": f.source}
@@ -123,6 +132,7 @@ def render_sarif(report: Report, rules: list[Rule]) -> str:
     notifications += [{"level": "note", "message": {"text": n}} for n in report.notes]
     run = {
         "tool": {"driver": driver},
+        "originalUriBaseIds": ORIGINAL_URI_BASE_IDS,
         "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notifications}],
         "results": [_result(f, index[f.rule], seen) for f in report.findings],
     }

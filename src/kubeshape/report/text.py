@@ -1,221 +1,174 @@
-"""Terminal report that reads like the seed RCA; also hosts the helpers the other renderers share."""
+"""The terminal report: an executive summary, incidents and a phased plan on one screen; ``-v`` adds every
+finding in full. Commands and diffs are never wrapped, so what is pasted from a terminal or a pipe runs."""
 
 from __future__ import annotations
 
-import re
-import textwrap
-from datetime import UTC, datetime
-from typing import NamedTuple
-
 from rich import box
-from rich.console import Console, RenderableType
-from rich.padding import Padding
-from rich.panel import Panel
+from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from kubeshape.findings import FAMILIES, FAMILY_TITLES, Finding, Severity
+from kubeshape.findings import Finding, Severity
 from kubeshape.redact import redact_report
+from kubeshape.report.common import (
+    MAX_EVIDENCE,
+    PHASE_HINTS,
+    PHASE_TITLES,
+    Analysis,
+    analysis,
+    counts,
+    location,
+    problems,
+    rfc3339,
+    sources_line,
+    summary_line,
+)
+from kubeshape.report.fixblocks import FixBlock, split_fix
+from kubeshape.report.incidents import Incident
 from kubeshape.report.model import Metric, Report
 
-MAX_FIX_LINES = 24
-MAX_EVIDENCE = 10
+__all__ = ["FixBlock", "counts", "location", "problems", "render_incident", "render_text", "split_fix"]
+
+MAX_STEP_LINES = 4
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.INFO: "bold cyan"}
+MARK = {Severity.ERROR: "✗", Severity.WARNING: "!", Severity.INFO: "i"}
 
 
-class Problem(NamedTuple):
-    """The findings of one family: one "Problem N" section."""
-
-    family: int
-    title: str
-    severity: Severity
-    findings: list[Finding]
+def _line(console: Console, text: Text | str, indent: int = 0) -> None:
+    """One line, cut with … at the terminal's width (prose that must stay on one line)."""
+    t = Text(" " * indent) + (Text(text) if isinstance(text, str) else text)
+    t.rstrip()
+    console.print(t, no_wrap=True, overflow="ellipsis", crop=True)
 
 
-class FixBlock(NamedTuple):
-    """A piece of a fix: prose, or code with its lexer ("" when unknown)."""
-
-    code: bool
-    lang: str
-    text: str
-
-
-def problems(report: Report) -> list[Problem]:
-    """Findings grouped by family, keeping the order in which families first appear."""
-    groups: dict[int, list[Finding]] = {}
-    for f in report.findings:
-        groups.setdefault(f.family, []).append(f)
-    return [Problem(fam, FAMILY_TITLES.get(fam, FAMILIES.get(fam, f"Family {fam}")),
-                    max(f.severity for f in fs), fs) for fam, fs in groups.items()]
+def _para(console: Console, text: Text | str, indent: int = 0, hang: int = 0) -> None:
+    """Prose that may wrap; continuation lines are indented ``hang`` more."""
+    t = Text(text) if isinstance(text, str) else text
+    lines = t.wrap(console, max(20, console.width - indent - hang))
+    for n, ln in enumerate(lines):
+        ln.rstrip()
+        pad = indent + (hang if n else 0)
+        console.print(Text(" " * pad) + ln, no_wrap=True, overflow="ellipsis")
 
 
-def counts(report: Report) -> dict[str, int]:
-    """Finding totals per severity, plus the suppressed count."""
-    out = {"total": len(report.findings)}
-    for sev in (Severity.ERROR, Severity.WARNING, Severity.INFO):
-        out[sev.label] = sum(1 for f in report.findings if f.severity is sev)
-    out["suppressed"] = report.suppressed
-    return out
+def _bullet(console: Console, text: str, indent: int) -> None:
+    _para(console, Text("• ", style="dim") + Text(text), indent, hang=2)
 
 
-def summary_line(report: Report) -> str:
-    """``4 findings (2 errors, 1 warning, 1 info), 3 suppressed``."""
-    c = counts(report)
-
-    def plural(n: int, word: str) -> str:
-        return f"{n} {word}{'' if n == 1 else 's'}"
-
-    return (f"{plural(c['total'], 'finding')} ({plural(c['error'], 'error')}, "
-            f"{plural(c['warning'], 'warning')}, {c['info']} info), {c['suppressed']} suppressed")
-
-
-def rfc3339(when: datetime | None) -> str | None:
-    """UTC RFC 3339 timestamp (naive datetimes are taken as UTC)."""
-    if when is None:
-        return None
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def sources_line(report: Report) -> str:
-    """``repo ./deploy · cluster homelab`` (or ``no sources``)."""
-    return " · ".join(f"{k} {v}" if v else k for k, v in report.sources.items()) or "no sources"
-
-
-def location(f: Finding) -> str:
-    """``file:line``, ``file``, or the source a live-only finding came from."""
-    if f.file:
-        return f"{f.file}:{f.line}" if f.line else f.file
-    return f"from {f.source}"
-
-
-_COMMANDS = {"kubectl", "docker", "podman", "nerdctl", "crictl", "ctr", "helm", "flux", "argocd", "kustomize",
-             "git", "curl", "wget", "crane", "skopeo", "regctl", "oras", "sudo", "export", "kubeshape"}
-_YAML_LINE = re.compile(r"""^\s*(?:-\s*$|-\s+|[\w./"'-]+:(?:\s|$)|#|\s)""")
-_YAML_KEY = re.compile(r"""^\s*(?:-\s+)?[\w./"'-]+:(?:\s|$)""")
-_DIFF_HEADER = ("--- ", "+++ ", "@@", "diff --git ")
-
-
-def _lexer(text: str) -> str | None:
-    """``diff``, ``bash`` or ``yaml`` when ``text`` is code, else None."""
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if not lines:
-        return None
-    if any(ln.startswith(_DIFF_HEADER) for ln in lines) or (
-            all(ln[0] in "+- " for ln in lines) and any(ln.startswith("+") for ln in lines)):
-        return "diff"
-    commands = [ln.strip().removeprefix("$ ") for ln in lines if not ln.lstrip().startswith("#")]
-    if commands and commands[0].split()[0] in _COMMANDS:
-        return "bash"
-    if (len(lines) > 1 and all(_YAML_LINE.match(ln) for ln in lines)
-            and any(_YAML_KEY.match(ln) for ln in lines)):
-        return "yaml"
-    return None
-
-
-def _continues(lang: str, para: str) -> bool:
-    """Whether a blank line inside a diff or indented YAML left ``para`` detached from its block."""
-    lines = [ln for ln in para.splitlines() if ln.strip()]
-    if lang == "diff":
-        return all(ln[0] in "+- @\\" for ln in lines)
-    return lang == "yaml" and lines[0][0].isspace()
-
-
-def _split_plain(text: str) -> list[FixBlock]:
-    """Classify blank-line separated paragraphs; a prose lead-in line may introduce code."""
-    out: list[FixBlock] = []
-    for para in re.split(r"\n{2,}", text.strip("\n")):
-        if not para.strip():
-            continue
-        prev = out[-1] if out else None
-        if prev and prev.code and _continues(prev.lang, para):
-            out[-1] = prev._replace(text=f"{prev.text}\n\n{para}")
-            continue
-        first, _, rest = para.partition("\n")
-        lang = _lexer(para)
-        if lang is None and rest and (rest_lang := _lexer(rest)) is not None:
-            out.append(FixBlock(False, "", first.strip()))
-            para, lang = rest, rest_lang
-        if lang is None:
-            out.append(FixBlock(False, "", para.strip()))
-        elif out and out[-1].code and out[-1].lang == lang:
-            out[-1] = out[-1]._replace(text=f"{out[-1].text}\n\n{para}")
+def _code(console: Console, text: str, lang: str, indent: int = 0) -> None:
+    """Code exactly as written: never wrapped or cut (a long line overflows instead), highlighted in terminals."""
+    pad = " " * indent
+    lexer = lang if lang in ("bash", "sh", "diff", "yaml", "json", "python", "dockerfile") else "text"
+    for raw in text.splitlines() or [""]:
+        if console.is_terminal and console.color_system is not None:
+            body = Syntax(raw, lexer, theme="ansi_dark", background_color="default").highlight(raw)
+            body.rstrip()
+            console.print(Text(pad) + body, soft_wrap=True, crop=False)
         else:
-            out.append(FixBlock(True, lang, para))
-    return [b._replace(text=textwrap.dedent(b.text)) if b.code else b for b in out]
+            console.print(pad + raw, soft_wrap=True, crop=False, markup=False, highlight=False)
 
 
-_FENCE = re.compile(r"^(`{3,}|~{3,})[ \t]*([\w+-]*)[^\n]*\n(.*?)^\1[ \t]*$\n?", re.M | re.S)
+def _short_source(value: str) -> str:
+    """``repo/path (14 YAML files …)`` → the last two parts of the path (the full line is in ``-v``)."""
+    name = value.split(" (")[0]
+    parts = name.replace("\\", "/").rstrip("/").split("/")
+    return "/".join(parts[-2:]) if len(parts) > 2 else name
 
 
-def split_fix(fix: str) -> list[FixBlock]:
-    """A fix as prose and code blocks: Markdown fences are kept, bare diffs/commands/YAML detected."""
-    out: list[FixBlock] = []
-    pos = 0
-    for m in _FENCE.finditer(fix):
-        out += _split_plain(fix[pos:m.start()])
-        body = m.group(3).rstrip("\n")
-        out.append(FixBlock(True, m.group(2) or _lexer(body) or "", body))
-        pos = m.end()
-    return out + _split_plain(fix[pos:])
+def _header(console: Console, report: Report, a: Analysis) -> None:
+    names = " · ".join(f"{k} {_short_source(v)}" for k, v in report.sources.items()) or "no sources"
+    _line(console, Text.assemble((f"kubeshape {report.command}", "bold"), " · ", names))
+    stamp = " · ".join(s for s in (report.tool_version and f"kubeshape {report.tool_version}",
+                                   rfc3339(report.generated_at)) if s)
+    if report.findings:
+        worst = max(f.severity for f in report.findings)
+        n = len(a.incidents)
+        _line(console, Text.assemble((f"{summary_line(report)} in {n} incident{'' if n == 1 else 's'}",
+                                      SEVERITY_STYLE[worst]), ("  " + stamp if stamp else "", "dim")))
+    elif stamp:
+        _line(console, Text(stamp, style="dim"))
 
 
-def _indent(renderable: RenderableType, n: int = 2) -> Padding:
-    return Padding(renderable, (0, 0, 0, n), expand=False)
-
-
-def _bullets(items: list[str], style: str = "") -> Table:
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(no_wrap=True)
-    grid.add_column()
-    for item in items:
-        grid.add_row(Text("•", style="dim"), Text(item, style=style))
-    return grid
-
-
-def _fix(fix: str, verbose: bool) -> list[RenderableType]:
-    out: list[RenderableType] = []
-    for block in split_fix(fix):
-        if not block.code:
-            out.append(Text(block.text))
-            continue
-        text = block.text
-        lines = text.splitlines()
-        if not verbose and len(lines) > MAX_FIX_LINES:
-            text = "\n".join(lines[:MAX_FIX_LINES])
-            more = f"… {len(lines) - MAX_FIX_LINES} more lines (--verbose or -o markdown shows the whole fix)"
+def _summary(console: Console, a: Analysis) -> None:
+    for fl in a.families:
+        if fl.severity is None:
+            row = Text.assemble(f" {fl.family} {fl.name:<14}", ("✓  0  ", "green"), ("no findings", "dim"))
         else:
-            more = ""
-        syntax = Syntax(text, block.lang or "text", theme="ansi_dark", word_wrap=True,
-                        background_color="default")
-        out.append(Panel(syntax, box=box.HORIZONTALS, title=block.lang or None, title_align="left",
-                         border_style="dim", expand=False))
-        if more:
-            out.append(Text(more, style="dim"))
-    return out
+            ref = f"#{fl.incident.id} " if fl.incident else ""
+            row = Text.assemble(f" {fl.family} {fl.name:<14}",
+                                (f"{MARK[fl.severity]} {fl.findings:>2}  ", SEVERITY_STYLE[fl.severity]),
+                                (ref, "bold"), fl.headline)
+        _line(console, row)
 
 
-def _finding(console: Console, f: Finding, verbose: bool) -> None:
-    label = f.severity.label.upper()
-    console.print(Text.assemble((f"{label:<7}", SEVERITY_STYLE[f.severity]), " ", (f.rule, "bold"), "  ",
-                                str(f.object) if f.object else (f.file or "")))
-    where = location(f) + (f"  (source: {f.source})" if verbose and f.file else "")
-    console.print(_indent(Text(where, style="cyan" if f.file else "dim")))
-    console.print(_indent(Text(f.message)))
-    if f.evidence:
-        shown = f.evidence if verbose else f.evidence[:MAX_EVIDENCE]
-        console.print(_indent(Text("Evidence:", style="bold")))
-        console.print(_indent(_bullets(shown), 4))
-        if len(shown) < len(f.evidence):
-            more = f"… and {len(f.evidence) - len(shown)} more (--verbose shows all)"
-            console.print(_indent(Text(more, style="dim"), 4))
-    if f.root_cause:
-        console.print(_indent(Text.assemble(("Root cause: ", "bold"), f.root_cause)))
-    if f.fix:
-        console.print(_indent(Text("Fix:", style="bold green")))
-        for part in _fix(f.fix, verbose):
-            console.print(_indent(part, 4))
+def _rules(findings: list[Finding]) -> str:
+    by_rule: dict[str, int] = {}
+    for f in findings:
+        by_rule[f.rule] = by_rule.get(f.rule, 0) + 1
+    return ", ".join(f"{r} ×{n}" if n > 1 else r for r, n in by_rule.items())
+
+
+def _titled(console: Console, head: Text, title: str, suffix: Text) -> None:
+    """``head title suffix`` on one line: the title is cut so that the suffix always shows."""
+    room = console.width - head.cell_len - suffix.cell_len
+    if len(title) > room:
+        title = title[:max(room - 1, 10)] + "…"
+    _line(console, head + Text(title) + suffix)
+
+
+def _incident_head(inc: Incident) -> Text:
+    return Text.assemble((f"#{inc.id:<3}", "bold"), (f"{inc.severity.label.upper():<8}", SEVERITY_STYLE[inc.severity]))
+
+
+def _incidents(console: Console, a: Analysis, verbose: bool) -> None:
+    shown = [i for i in a.incidents if verbose or i.severity > Severity.INFO]
+    hidden = [i for i in a.incidents if i not in shown]
+    more = (f"; + {len(hidden)} info ({', '.join('#' + i.id for i in hidden)}): -v" if hidden else "")
+    _line(console, Text("Incidents", style="bold") + Text(f"  symptom ← cause ← root cause{more}", style="dim"))
+    for inc in shown:
+        step = a.step_for(inc)
+        goto = Text(f" →\u00a0step\u00a0{step.number}", style="bold green") if step else Text("")
+        head = _incident_head(inc)
+        if len(inc.chain) == 1:
+            _titled(console, head, inc.title, Text(f"  ({_rules(inc.findings)})", style="dim") + goto)
+            continue
+        _titled(console, head, inc.title, Text(""))
+        _para(console, Text(" ← ".join(inc.chain)) + goto, 5)
+        if verbose and inc.impact_line():
+            _para(console, Text("impact: " + inc.impact_line(), style="dim"), 5)
+
+
+def _plan(console: Console, a: Analysis, verbose: bool) -> None:
+    steps = [s for s in a.plan if verbose or s.severity > Severity.INFO]
+    if not steps:
+        return
+    console.print()
+    _line(console, Text("Plan", style="bold") + Text("  in full: kubeshape explain <incident>, -o markdown, -v",
+                                                     style="dim"))
+    phase = ""
+    for step in steps:
+        group = step.phase + (" (info)" if step.severity is Severity.INFO else "")
+        if group != phase:
+            phase = group
+            hint = "findings that are information only" if step.severity is Severity.INFO else PHASE_HINTS[step.phase]
+            _line(console, Text.assemble((PHASE_TITLES[step.phase], "bold"), (f" — {hint}", "dim")), 1)
+        closes = ", ".join(f"#{i}" for i in step.incidents)
+        _line(console, Text.assemble((f"{step.number:>2}. ", "bold"), step.title, (f" ({closes})", "dim")), 1)
+        if step.phase != "stop" and not verbose:
+            continue
+        lines = step.commands if verbose else step.summary()
+        for ln in lines if verbose else lines[:MAX_STEP_LINES]:
+            if ln.split(" ", 1)[0] in _COMMAND_WORDS:
+                _code(console, ln, "bash", 5)
+            else:
+                _line(console, Text(ln, style="italic"), 5)
+        if not verbose and len(lines) > MAX_STEP_LINES:
+            _line(console, Text(f"… {len(lines) - MAX_STEP_LINES} more", style="dim"), 5)
+
+
+_COMMAND_WORDS = frozenset({"kubectl", "docker", "kubeshape", "helm", "flux", "git", "podman", "crane", "skopeo",
+                            "nerdctl", "ctr", "crictl", "regctl", "oras", "sudo", "export", "curl"})
 
 
 def _status(m: Metric) -> Text:
@@ -224,54 +177,142 @@ def _status(m: Metric) -> Text:
     return Text("✓", style="bold green") if m.ok else Text("✗", style="bold red")
 
 
-def _metrics(metrics: list[Metric]) -> Table:
+def _metrics_table(metrics: list[Metric]) -> Table:
     table = Table(title="Now vs target", title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
                   show_edge=False)
-    table.add_column("Metric")
-    table.add_column("Now", justify="right")
-    table.add_column("Target")
-    table.add_column("", justify="center")
-    table.add_column("Detail")
+    for col, just in (("Metric", "left"), ("Now", "right"), ("Target", "left"), ("", "center"), ("Detail", "left")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
     for m in metrics:
         table.add_row(Text(m.title), Text(m.display(), style="bold"), Text(m.target), _status(m),
                       Text(m.detail, style="dim"))
     return table
 
 
+def _metrics_line(console: Console, metrics: list[Metric]) -> None:
+    off = [m for m in metrics if m.ok is False]
+    if not metrics:
+        return
+    head = Text.assemble(("Now vs target: ", "bold"), (f"{len(off)} of {len(metrics)} off target", "bold red" if off
+                                                       else "bold green"))
+    parts = [f"{m.title.split(' (')[0].lower()} {m.display()} (target {m.target})" for m in off[:2]]
+    if parts:
+        head.append(" — " + "; ".join(parts))
+    _line(console, head)
+
+
+def _lists(console: Console, report: Report, verbose: bool) -> None:
+    if report.blind_spots:
+        console.print()
+        _line(console, Text("Not checked in this run:", style="bold yellow"))
+        for item in report.blind_spots:
+            _para(console, Text("• " + item, style="yellow"), 1, hang=2)
+    if report.notes:
+        if verbose:
+            console.print()
+            _line(console, Text("Notes:", style="bold"))
+            for item in report.notes:
+                _bullet(console, item, 1)
+        else:
+            n = len(report.notes)
+            _line(console, Text(f"{n} note{'' if n == 1 else 's'} about the sources: -v shows "
+                                f"{'it' if n == 1 else 'them'}", style="dim"))
+
+
+def render_finding(console: Console, f: Finding, *, indent: int = 0) -> None:
+    """One finding in full: location, message, evidence, root cause and fix."""
+    from kubeshape.findings import finding_id
+
+    label = f.severity.label.upper()
+    _line(console, Text.assemble((f"{label:<7}", SEVERITY_STYLE[f.severity]), " ", (f.rule, "bold"), "  ",
+                                 str(f.object) if f.object else (f.file or ""), (f"  [{finding_id(f)}]", "dim")),
+          indent)
+    where = location(f) + (f"  (source: {f.source})" if f.file else "")
+    _line(console, Text(where, style="cyan" if f.file else "dim"), indent + 2)
+    _para(console, f.message, indent + 2)
+    if f.evidence:
+        _line(console, Text("Evidence:", style="bold"), indent + 2)
+        for e in f.evidence:
+            _bullet(console, e, indent + 4)
+    if f.root_cause:
+        _para(console, Text.assemble(("Root cause: ", "bold"), f.root_cause), indent + 2)
+    if f.fix:
+        _line(console, Text("Fix:", style="bold green"), indent + 2)
+        _blocks(console, split_fix(f.fix), indent + 4)
+
+
+def _blocks(console: Console, blocks: list[FixBlock], indent: int) -> None:
+    for block in blocks:
+        if block.code:
+            _code(console, block.text, block.lang, indent)
+            continue
+        for ln in block.text.splitlines():  # an indented line in prose is a command or a file line: keep it whole
+            if ln[:1].isspace():
+                _code(console, ln, "", indent)
+            else:
+                _para(console, ln, indent)
+
+
+def render_incident(console: Console, a: Analysis, inc: Incident) -> None:
+    """One incident in full: chain, impact, root causes, merged evidence, its plan steps and every finding."""
+    _line(console, _incident_head(inc) + Text(inc.title))
+    _para(console, Text(" ← ".join(inc.chain)), 5)
+    impact = inc.impact_line()
+    if impact:
+        _para(console, Text.assemble(("Impact: ", "bold"), impact), 5)
+    for cause in sorted({f.root_cause for f in inc.roots if f.root_cause}):
+        _para(console, Text.assemble(("Root cause: ", "bold"), cause), 5)
+    _line(console, Text("Evidence:", style="bold"), 5)
+    for e in inc.evidence[:MAX_EVIDENCE]:
+        _bullet(console, e, 7)
+    if len(inc.evidence) > MAX_EVIDENCE:
+        _line(console, Text(f"… and {len(inc.evidence) - MAX_EVIDENCE} more (in the findings below)", style="dim"),
+              7)
+    for step in (s for s in a.plan if inc.id in s.incidents):
+        console.print()
+        _line(console, Text.assemble((f"Step {step.number} ({PHASE_TITLES[step.phase]}): ", "bold green"),
+                                     step.title), 5)
+        _blocks(console, step.blocks, 7)
+        if step.same_as:
+            _para(console, "The commands of step " + ", ".join(str(n) for n in step.same_as) + " also close it.", 7)
+    console.print()
+    _line(console, Text(f"Findings ({len(inc.findings)})", style="bold"), 5)
+    for f in inc.findings:
+        console.print()
+        render_finding(console, f, indent=5)
+
+
 def render_text(report: Report, console: Console, *, verbose: bool = False) -> None:
-    """Print the report to ``console``: problems, evidence, root causes, fixes, metrics, blind spots."""
+    """Print the report: header, executive summary, incidents, plan, metrics, blind spots; ``verbose`` adds
+    every finding in full, the metrics table and the notes."""
     report = redact_report(report)  # the final pass: nothing a rule copied can leak
-    console.print(Text.assemble((f"kubeshape {report.command}", "bold"), " — ", sources_line(report)))
-    stamp = " · ".join(s for s in (report.tool_version and f"kubeshape {report.tool_version}",
-                                   rfc3339(report.generated_at)) if s)
-    if stamp:
-        console.print(Text(stamp, style="dim"))
+    a = analysis(report)
+    _header(console, report, a)
     if not report.findings:
         suffix = f" ({report.suppressed} suppressed)" if report.suppressed else ""
         console.print()
         if report.blind_spots:
-            console.print(Text(f"✓ No problems found in what was analysed{suffix} — {len(report.blind_spots)} "
-                               "item(s) not analysed, listed below", style="bold yellow"))
+            _line(console, Text(f"✓ No problems found in what was analysed{suffix} — {len(report.blind_spots)} "
+                                "item(s) not analysed, listed below", style="bold yellow"))
         else:
-            console.print(Text(f"✓ No problems found{suffix}", style="bold green"))
-    for p in problems(report):
+            _line(console, Text(f"✓ No problems found{suffix}", style="bold green"))
+    else:
         console.print()
-        title = f"Problem {p.family}: {p.title} · {p.severity.label.upper()}"
-        console.rule(Text(title, style=SEVERITY_STYLE[p.severity]), align="left",
-                     style=SEVERITY_STYLE[p.severity].removeprefix("bold "))
-        for f in p.findings:
+        _summary(console, a)
+        console.print()
+        _incidents(console, a, verbose)
+        _plan(console, a, verbose)
+    if verbose:
+        for inc in a.incidents:
             console.print()
-            _finding(console, f, verbose)
-    if report.metrics:
-        console.print()
-        console.print(_metrics(report.metrics))
-    for heading, items, style in (("Blind spots (not checked in this run):", report.blind_spots, "yellow"),
-                                  ("Notes:", report.notes, "")):
-        if items:
+            console.rule(Text(f"#{inc.id} {inc.title}", style=SEVERITY_STYLE[inc.severity]), align="left",
+                         style=SEVERITY_STYLE[inc.severity].removeprefix("bold "))
+            render_incident(console, a, inc)
+        if report.metrics:
             console.print()
-            console.print(Text(heading, style="bold"))
-            console.print(_indent(_bullets(items, style)))
-    if report.findings:
-        worst = max(f.severity for f in report.findings)
+            console.print(_metrics_table(report.metrics))
         console.print()
-        console.print(Text(summary_line(report), style=SEVERITY_STYLE[worst]))
+        _para(console, Text("Sources: " + sources_line(report), style="dim"))
+    else:
+        console.print()
+        _metrics_line(console, report.metrics)
+    _lists(console, report, verbose)

@@ -107,7 +107,7 @@ def unqualified_image(ctx: Context) -> Iterator[Finding]:
             root_cause=("The image was built or tagged without a registry prefix, so only nodes that built it "
                         "locally can run it; every other node tries docker.io and fails." if host else
                         "The reference relies on the implicit docker.io default."),
-            dedupe=dedupe_key(obj, c, c.image))
+            dedupe=dedupe_key(obj, c, c.image), data={"image": c.image, "container": c.name})
 
 
 # Docker Hub official images people commonly run; an unqualified name from this list is that image.
@@ -186,7 +186,7 @@ def pull_policy_never(ctx: Context) -> Iterator[Finding]:
             obj, f"container {c.name} never pulls its image ({c.image})", path=f"{c.path}.{policy}",
             evidence=evidence, fix=set_image_patch(obj, c, new, {"imagePullPolicy": "IfNotPresent"}),
             root_cause="The image exists only in a node's local store, so the pod can only run on that node.",
-            dedupe=dedupe_key(obj, c))
+            dedupe=dedupe_key(obj, c), data={"image": c.image, "container": c.name})
 
 
 @rule("KS103", "mutable-tag", severity=Severity.WARNING)
@@ -361,11 +361,13 @@ def image_pull_failing(ctx: Context) -> Iterator[Finding]:
             if detail:
                 evidence.append(f"kubelet: {detail}")
         root, fix = _pull_root_cause(ctx, top, sorted(images), evidence)
+        nodes = sorted({str(p.spec.get("nodeName") or "") for p, _, _ in items} - {""})
         yield ctx.finding(
-            top, f"{len(items)} pod(s) cannot pull {', '.join(sorted(images))}",
+            top, f"{len(items)} pod(s){' on ' + ', '.join(nodes) if nodes else ''} cannot pull "
+                 f"{', '.join(sorted(images))}",
             evidence=evidence, root_cause=root, fix=fix, source="cluster",
-            data={"pods": [p.name for p, _, _ in items], "nodes": sorted({str(p.spec.get('nodeName') or '')
-                                                                        for p, _, _ in items})})
+            data={"images": sorted(images), "pods": [p.name for p, _, _ in items],
+                  "nodes": sorted({str(p.spec.get('nodeName') or '') for p, _, _ in items})})
 
 
 def _pull_root_cause(ctx: Context, top: K8sObject, images: list[str], evidence: list[str]) -> tuple[str, str]:
@@ -438,7 +440,8 @@ def image_on_some_nodes(ctx: Context) -> Iterator[Finding]:
                           f"in the local store of: {', '.join(sorted(have))}", f"missing on: {', '.join(missing)}"],
                 root_cause="The image was built on a node and never pushed; the scheduler does not know that.",
                 fix=f"{_push_commands(c.image, new, pull=False)}\n{kubectl_set_image(obj, c, new)}",
-                source="cluster", dedupe=dedupe_key(obj, c, c.image))
+                source="cluster", dedupe=dedupe_key(obj, c, c.image),
+                data={"image": c.image, "container": c.name, "nodes": sorted(have), "missing_on": missing})
 
 
 @rule("KS107", "registry-not-allowed", severity=Severity.ERROR)

@@ -47,7 +47,7 @@ def _json_arg(value: Any) -> str:
 def _remove_from_files(files: list[str], obj: K8sObject) -> str:
     if not files:
         return ""
-    return (f"\nand remove the {obj.kind} {obj.name} document from {', '.join(files)} "
+    return (f"\n\nThen remove the {obj.kind} {obj.name} document from {', '.join(files)} "
             "so the next apply does not bring it back")
 
 

@@ -89,6 +89,7 @@ def untraceable_tag(ctx: Context) -> Iterator[Finding]:
             obj, f"image tag {ref.tag!r} does not name a commit or release", path=c.image_path,
             evidence=[f"container {c.name}: image {c.image}", f"tag scheme: {ctx.cfg.tag_scheme}"],
             root_cause="Images are built and tagged by hand with descriptive names instead of by CI from a commit.",
+            data={"image": c.image, "tag": ref.tag},
             fix=f"kubeshape release --image {ref.name} --push   # tags X.Y.Z on a vX.Y.Z git tag, else "
                 "<branch>-<sha7>-<unix commit time>; pushes, verifies, updates the manifest and commits",
             dedupe=dedupe_key(obj, c, c.image))

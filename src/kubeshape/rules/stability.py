@@ -735,6 +735,15 @@ def _missing_hosts(inv: Inventory, text: str) -> list[tuple[str, str, str]]:
     return out
 
 
+_ANSWERED = re.compile(r"\b(?:returning|returned|respond(?:ed|ing)? with|answer(?:ed|ing)? with|sending|sent)\s+"
+                       r"(?:HTTP\s+)?([45]\d\d)\b", re.I)
+
+
+def _answered_statuses(samples: Iterable[str]) -> list[int]:
+    """HTTP status codes a log line says the app itself answers with (``returning 429 to clients``)."""
+    return sorted({int(m.group(1)) for s in samples for m in _ANSWERED.finditer(s)})
+
+
 def _redact(line: str) -> str:
     return _redact_secrets(line)[:SAMPLE_CHARS]
 
@@ -819,4 +828,5 @@ def log_flood(ctx: Context) -> Iterator[Finding]:
                  f"({count / stream.lines:.0%})",
             evidence=evidence, root_cause=cause, fix=_flood_fix(obj, stream, telemetry, bool(missing)),
             source="cluster", data={"templates": [{"template": text, "count": t.count} for text, t in top],
-                                    "lines": stream.lines})
+                                    "lines": stream.lines, "services": [f"{ns}/{svc}" for _, svc, ns in missing],
+                                    "http_statuses": _answered_statuses(t.sample for _, t in top)})

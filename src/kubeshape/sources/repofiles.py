@@ -20,6 +20,8 @@ CHART_FILES = ("Chart.yaml", "Chart.lock")
 # Never manifests: version control, dependencies, virtual environments and build output.
 SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".tox", "vendor", "build", "dist",
                        "site-packages"})
+SKIP_DIR_SUFFIXES = (".egg-info",)  # setuptools metadata (src/kubeshape.egg-info)
+VENV_MARKER = "pyvenv.cfg"  # a virtualenv under any name (env/, py311/, …): its directory holds this file
 # A top-level apiVersion or kind line: a manifest, even when it does not parse.
 _LOOKS_LIKE_MANIFEST = re.compile(r"^(?:apiVersion|kind):[ \t]*\S", re.M)
 
@@ -117,7 +119,8 @@ def collect(roots: list[Path], base: Path, exclude: list[str]) -> RepoFiles:
                 files.charts.append(here)
             dirnames[:] = sorted(
                 d for d in dirnames
-                if d not in SKIP_DIRS and not d.startswith(".")
+                if d not in SKIP_DIRS and not d.startswith(".") and not d.endswith(SKIP_DIR_SUFFIXES)
+                and not (here / d / VENV_MARKER).is_file()
                 and not (helm_chart and d in ("templates", "charts"))
                 and not excluded(relpath(here / d, base), exclude)
             )
