@@ -5,7 +5,8 @@ family filters and collapsed details.
 Self-contained means no network at all: the CSS and the (small, optional) filter script are inline, nothing is
 loaded from elsewhere, and a Content-Security-Policy allows only that exact style and script (by hash), so even a
 string that slipped past escaping could neither run nor fetch anything. Without JavaScript every incident is
-shown and the filter controls stay hidden; printing expands every ``<details>`` and hides the controls.
+shown and the filter controls stay hidden; printing shows every incident (filtered or not), expands every
+``<details>`` and hides the controls.
 """
 
 from __future__ import annotations
