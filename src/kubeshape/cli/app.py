@@ -287,7 +287,7 @@ def explain(
     no_annotation_ignores: NoAnnOpt = False,
     report_file: ReportFileOpt = None,
 ) -> None:
-    """Show one incident or finding of 'doctor' in full: chain, evidence, fix. Same sources as doctor."""
+    """Show one incident or finding in full. Takes the same sources as doctor: chain, evidence, fix."""
     if output in (OutputFormat.sarif, OutputFormat.html):
         raise InputError("explain prints text, markdown or json")
     sel = _selection(select, ignore, no_annotation_ignores)
