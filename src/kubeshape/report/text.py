@@ -207,7 +207,7 @@ def _lists(console: Console, report: Report, verbose: bool) -> None:
         for item in report.blind_spots:
             _para(console, Text("• " + item, style="yellow"), 1, hang=2)
     if report.notes:
-        if verbose:
+        if verbose or not report.findings:  # a clean report has room for them
             console.print()
             _line(console, Text("Notes:", style="bold"))
             for item in report.notes:
