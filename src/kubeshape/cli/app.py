@@ -243,23 +243,12 @@ def doctor(
     verbose: VerboseOpt = False,
 ) -> None:
     """Explain what is wrong, with evidence and the fix. Correlates repo + cluster + registry + git."""
-    sel = _selection(select, ignore, no_annotation_ignores)
-    timeout = parse_request_timeout(request_timeout)
-    if demo:
-        if repo or bundle:
-            raise InputError("--demo cannot be combined with --repo or --bundle")
-        with _demo_paths() as (demo_repo, demo_bundle):
-            code = _doctor(demo_repo, demo_bundle, registry_snapshot, config, sel, output, fail_on,
-                           report_file, verbose, use_git=False)
-        raise typer.Exit(code)
-    live = None
-    if bundle is None:
-        live = LiveOptions(kubeconfig, [context] if context else None, _namespaces(namespace, all_namespaces),
-                           qps, max_logs, all_contexts, timeout)
-    elif context or kubeconfig or namespace or all_contexts:
-        raise InputError("--context/--kubeconfig/-n/--all-contexts read a live cluster; drop them or --bundle")
-    raise typer.Exit(_doctor(repo, bundle, registry_snapshot, config, sel, output, fail_on, report_file,
-                             verbose, live=live, registries=registry or [], insecure=insecure, timeout=timeout))
+    raise typer.Exit(_diagnose(
+        demo, repo, bundle, registry_snapshot, config, _selection(select, ignore, no_annotation_ignores), output,
+        fail_on, report_file, verbose, LiveOptions(kubeconfig, [context] if context else None,
+                                                   _namespaces(namespace, all_namespaces), qps, max_logs,
+                                                   all_contexts, parse_request_timeout(request_timeout)),
+        registry or [], insecure))
 
 
 @app.command()
@@ -290,24 +279,33 @@ def explain(
     """Show one incident or finding in full. Takes the same sources as doctor: chain, evidence, fix."""
     if output in (OutputFormat.sarif, OutputFormat.html):
         raise InputError("explain prints text, markdown or json")
-    sel = _selection(select, ignore, no_annotation_ignores)
-    timeout = parse_request_timeout(request_timeout)
+    raise typer.Exit(_diagnose(
+        demo, repo, bundle, registry_snapshot, config, _selection(select, ignore, no_annotation_ignores), output,
+        FailOn.never, report_file, False, LiveOptions(kubeconfig, [context] if context else None,
+                                                      _namespaces(namespace, all_namespaces), qps, max_logs,
+                                                      False, parse_request_timeout(request_timeout)),
+        registry or [], insecure, explain=incident))
+
+
+def _diagnose(demo: bool, repo: Path | None, bundle: Path | None, registry_snapshot: Path | None,
+              config: Path | None, sel: Selection, output: OutputFormat, fail_on: FailOn, report_file: Path | None,
+              verbose: bool, live: LiveOptions, registries: list[str], insecure: bool,
+              explain: str | None = None) -> int:
+    """doctor and explain: read the demo, a bundle or the live cluster (the kubeconfig's, unless --bundle)."""
     if demo:
         if repo or bundle:
             raise InputError("--demo cannot be combined with --repo or --bundle")
         with _demo_paths() as (demo_repo, demo_bundle):
-            code = _doctor(demo_repo, demo_bundle, registry_snapshot, config, sel, output, FailOn.never,
-                           report_file, False, use_git=False, explain=incident)
-        raise typer.Exit(code)
-    live = None
-    if bundle is None:
-        live = LiveOptions(kubeconfig, [context] if context else None, _namespaces(namespace, all_namespaces),
-                           qps, max_logs, False, timeout)
-    elif context or kubeconfig or namespace:
-        raise InputError("--context/--kubeconfig/-n read a live cluster; drop them or --bundle")
-    raise typer.Exit(_doctor(repo, bundle, registry_snapshot, config, sel, output, FailOn.never, report_file,
-                             False, live=live, registries=registry or [], insecure=insecure, timeout=timeout,
-                             explain=incident))
+            return _doctor(demo_repo, demo_bundle, registry_snapshot, config, sel, output, fail_on, report_file,
+                           verbose, use_git=False, explain=explain)
+    if bundle is not None:
+        if live.kubeconfig or live.contexts or live.namespaces or live.all_contexts:
+            flags = "--context/--kubeconfig/-n" + ("" if explain is not None else "/--all-contexts")
+            raise InputError(f"{flags} read a live cluster; drop them or --bundle")
+        return _doctor(repo, bundle, registry_snapshot, config, sel, output, fail_on, report_file, verbose,
+                       registries=registries, insecure=insecure, timeout=live.request_timeout, explain=explain)
+    return _doctor(repo, None, registry_snapshot, config, sel, output, fail_on, report_file, verbose, live=live,
+                   registries=registries, insecure=insecure, timeout=live.request_timeout, explain=explain)
 
 
 def _doctor(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path | None, config: Path | None,

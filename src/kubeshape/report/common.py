@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from kubeshape.findings import FAMILIES, FAMILY_TITLES, Finding, Severity
-from kubeshape.report.incidents import Incident, build_incidents
+from kubeshape.report.incidents import Incident, build_incidents, headline
 from kubeshape.report.model import Report
 from kubeshape.report.plan import PHASE_HINTS, PHASE_TITLES, Step, build_plan
 
 MAX_EVIDENCE = 10
 __all__ = ["MAX_EVIDENCE", "PHASE_HINTS", "PHASE_TITLES", "Analysis", "FamilyLine", "Problem", "analysis",
-           "counts", "location", "problems", "rfc3339", "sources_line", "summary_line"]
+           "counts", "location", "problems", "rfc3339", "short_sources", "sources_line", "stamp", "summary_line"]
 
 
 class Problem(NamedTuple):
@@ -67,6 +67,22 @@ def sources_line(report: Report) -> str:
     return " · ".join(f"{k} {v}" if v else k for k, v in report.sources.items()) or "no sources"
 
 
+def stamp(report: Report) -> str:
+    """``kubeshape 0.1.0 · 2026-12-02T01:35:01Z`` (whichever of the two the report has)."""
+    return " · ".join(s for s in (report.tool_version and f"kubeshape {report.tool_version}",
+                                  rfc3339(report.generated_at)) if s)
+
+
+def short_sources(report: Report) -> str:
+    """``repo demo/repo · cluster homelab``: each source's name without its details (``sources_line`` has them)."""
+    names = []
+    for kind, value in report.sources.items():
+        name = value.split(" (")[0]
+        parts = name.replace("\\", "/").rstrip("/").split("/")
+        names.append(f"{kind} {'/'.join(parts[-2:]) if len(parts) > 2 else name}" if value else kind)
+    return " · ".join(names) or "no sources"
+
+
 def location(f: Finding) -> str:
     """``file:line``, ``file``, or the source a live-only finding came from."""
     if f.file:
@@ -96,12 +112,21 @@ class Analysis:
     families: list[FamilyLine]
 
     def step_for(self, incident: Incident) -> Step | None:
+        """The step that fixes the incident (not a stop-gap for one of its symptoms)."""
         return next((s for s in self.plan if incident.id in s.incidents and s.phase == incident.phase), None)
+
+    def steps_of(self, incident: Incident) -> list[Step]:
+        """Every step that closes the incident, stop-gaps included."""
+        return [s for s in self.plan if incident.id in s.incidents]
+
+    @property
+    def incidents_text(self) -> str:
+        """``11 incidents``."""
+        n = len(self.incidents)
+        return f"{n} incident{'' if n == 1 else 's'}"
 
 
 def _family_lines(findings: list[Finding], incidents: list[Incident]) -> list[FamilyLine]:
-    from kubeshape.report.incidents import headline
-
     out = []
     for fam, name in FAMILIES.items():
         mine = [f for f in findings if f.family == fam]

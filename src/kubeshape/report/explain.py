@@ -29,7 +29,7 @@ def explain(report: Report, key: str, fmt: str) -> str:
         doc: dict[str, Any]
         if incident is not None:
             doc = {"incident": incident.as_dict(index),
-                   "plan": [s.as_dict() for s in a.plan if incident.id in s.incidents],
+                   "plan": [s.as_dict() for s in a.steps_of(incident)],
                    "findings": [{**f.as_dict(), "id": finding_id(f)} for f in incident.findings]}
         else:
             doc = {"findings": [{**f.as_dict(), "id": finding_id(f)} for f in findings]}

@@ -27,6 +27,7 @@ from kubeshape.report.common import (
     analysis,
     location,
     rfc3339,
+    short_sources,
     sources_line,
     summary_line,
 )
@@ -77,16 +78,6 @@ def _phase_groups(plan: list[Step]) -> list[PhaseGroup]:
     return groups
 
 
-def _short_sources(report: Report) -> str:
-    """``repo demo/repo · cluster homelab``: the header's sources, without the details (those are in the footer)."""
-    names = []
-    for kind, value in report.sources.items():
-        name = value.split(" (")[0]
-        parts = name.replace("\\", "/").rstrip("/").split("/")
-        names.append(f"{kind} {'/'.join(parts[-2:]) if len(parts) > 2 else name}" if value else kind)
-    return " · ".join(names) or "no sources"
-
-
 def _diff_class(line: str) -> str:
     if line.startswith(_DIFF_HEADERS):
         return "hunk"
@@ -110,16 +101,14 @@ def render_html(report: Report) -> str:
     """The report as one HTML page: summary, incidents (filterable), plan, metrics, blind spots and notes."""
     report = redact_report(report)  # the final pass: nothing a rule copied can leak
     a = analysis(report)
-    views = [IncidentView(inc, sorted({f.root_cause for f in inc.roots if f.root_cause}),
-                          [s for s in a.plan if inc.id in s.incidents]) for inc in a.incidents]
+    views = [IncidentView(inc, inc.root_causes, a.steps_of(inc)) for inc in a.incidents]
     severity_counts = {sev.label: sum(1 for i in a.incidents if i.severity is sev) for sev in SEVERITIES}
     family_counts = {fam: sum(1 for i in a.incidents if fam in i.families) for fam in FAMILIES}
-    n = len(a.incidents)
-    summary = f"{summary_line(report)} in {n} incident{'' if n == 1 else 's'}" if report.findings else ""
+    summary = f"{summary_line(report)} in {a.incidents_text}" if report.findings else ""
     html = _ENV.get_template("report.html.j2").render(
         report=report, analysis=a, incidents=views, phases=_phase_groups(a.plan), severities=SEVERITIES,
         severity_counts=severity_counts, family_counts=family_counts, sources=sources_line(report),
-        short_sources=_short_sources(report),
+        short_sources=short_sources(report),
         generated_at=rfc3339(report.generated_at), summary=summary)
     return html.rstrip("\n") + "\n"
 

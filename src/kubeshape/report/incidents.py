@@ -7,7 +7,6 @@ severity, so seven unscraped workloads are one incident and not seven.
 
 from __future__ import annotations
 
-import string
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +36,10 @@ class Incident:
     fix_findings: list[Finding] = field(default_factory=list)  # whose fixes make up the incident's fix
 
     @property
+    def root_causes(self) -> list[str]:
+        return sorted({f.root_cause for f in self.roots if f.root_cause})
+
+    @property
     def families(self) -> list[int]:
         return sorted({f.family for f in self.findings})
 
@@ -62,7 +65,7 @@ class Incident:
             "family": self.family,
             "families": self.families,
             "chain": self.chain,
-            "rootCauses": sorted({f.root_cause for f in self.roots if f.root_cause}),
+            "rootCauses": self.root_causes,
             "impact": self.impact,
             "evidence": self.evidence,
             "phase": self.phase,
@@ -156,22 +159,16 @@ def _depths(members: list[int], explains: list[tuple[int, int]]) -> dict[int, in
     return depth
 
 
-class _Fields(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        raise KeyError(key)
-
-
 def _short_list(items: Iterable[Any], limit: int = 2) -> str:
     items = [str(i) for i in items if str(i)]
     shown = ", ".join(items[:limit])
     return shown + (f" +{len(items) - limit}" if len(items) > limit else "")
 
 
-def _fields(findings: list[Finding]) -> _Fields:
+def _fields(findings: list[Finding]) -> dict[str, Any]:
     data = merged_data(findings)
-    names = sorted({f.object.name for f in findings if f.object is not None},
-                   key=lambda n: [f.object.name for f in findings if f.object is not None].index(n))
-    out = _Fields({k: (_short_list(v, 3) if isinstance(v, list) else v) for k, v in data.items()})
+    names = list(dict.fromkeys(f.object.name for f in findings if f.object is not None))
+    out = {k: (_short_list(v, 3) if isinstance(v, list) else v) for k, v in data.items()}
     templates = [t for f in findings for t in f.data.get("templates") or [] if isinstance(t, dict)]
     if templates:
         text = str(templates[0].get("template", ""))
@@ -185,7 +182,7 @@ def _fields(findings: list[Finding]) -> _Fields:
 
 def _format(template: str, findings: list[Finding]) -> str | None:
     try:
-        return string.Formatter().vformat(template, (), _fields(findings))
+        return template.format_map(_fields(findings))
     except (KeyError, IndexError, ValueError):
         return None
 
@@ -257,9 +254,11 @@ def build_incidents(findings: list[Finding]) -> list[Incident]:
         severity = max(f.severity for f in members)
         primary = min(roots, key=lambda f: (-f.severity, f.family, f.rule))
         # The step that fixes the incident: the worst finding's rule, nearest to the root cause.
-        lead = min(members, key=lambda f: (-f.severity, depth[order[members.index(f)]], f.rule))
-        fix_findings = sorted((f for f in members if f.fix),
-                              key=lambda f: (f.rule != lead.rule, -f.severity, depth[order[members.index(f)]]))
+        lead_i = min(order, key=lambda i: (-findings[i].severity, depth[i], findings[i].rule))
+        lead = findings[lead_i]
+        fix_findings = [findings[i] for i in sorted(
+            (i for i in order if findings[i].fix),
+            key=lambda i: (findings[i].rule != lead.rule, -findings[i].severity, depth[i]))]
         evidence: list[str] = []
         seen: set[str] = set()
         for f in members:

@@ -13,13 +13,14 @@ from kubeshape.report.common import (
     Analysis,
     analysis,
     location,
-    rfc3339,
     sources_line,
+    stamp,
     summary_line,
 )
 from kubeshape.report.fixblocks import split_fix
 from kubeshape.report.incidents import PHASES, Incident
 from kubeshape.report.model import Report
+from kubeshape.report.plan import Step
 
 BADGE = {Severity.ERROR: "🔴 ERROR", Severity.WARNING: "🟠 WARNING", Severity.INFO: "🔵 INFO"}
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.S)
@@ -81,14 +82,14 @@ def _summary(a: Analysis) -> list[str]:
 
 
 def _incident(a: Analysis, inc: Incident, *, standalone: bool = False) -> list[str]:
-    steps = [s for s in a.plan if inc.id in s.incidents]
+    steps = a.steps_of(inc)
     anchor = [] if standalone else [f'<a id="incident-{inc.id}"></a>', ""]
     out = [*anchor, f"### #{inc.id} {BADGE[inc.severity]} · {_inline(inc.title)}", "",
            "**Causal chain** (symptom ← cause ← root cause): " + " ← ".join(_inline(c) for c in inc.chain)]
     impact = inc.impact_line()
     if impact:
         out += ["", f"**Impact:** {_inline(impact)}"]
-    for cause in sorted({f.root_cause for f in inc.roots if f.root_cause}):
+    for cause in inc.root_causes:
         out += ["", f"**Root cause:** {_inline(cause)}"]
     if inc.evidence:
         out += ["", "**Evidence**", "", *_bullets(inc.evidence[:MAX_EVIDENCE])]
@@ -109,6 +110,14 @@ def _incident(a: Analysis, inc: Incident, *, standalone: bool = False) -> list[s
     return out
 
 
+def _step_body(step: Step) -> list[str]:
+    """A plan step's prose and code blocks, each after a blank line."""
+    out: list[str] = []
+    for block in step.blocks:
+        out += ["", _fence(block.text, block.lang) if block.code else _inline(block.text)]
+    return out + (["", step.also_closed_by] if step.same_as else [])
+
+
 def _plan(a: Analysis) -> list[str]:
     out: list[str] = []
     group = ""
@@ -122,10 +131,7 @@ def _plan(a: Analysis) -> list[str]:
         closes = ", ".join(f"[#{i}](#incident-{i})" for i in step.incidents)
         out += ["", f'<a id="step-{step.number}"></a>', "",
                 f"#### {step.number}. {_inline(step.title)} (closes {closes})"]
-        for block in step.blocks:
-            out += ["", _fence(block.text, block.lang) if block.code else _inline(block.text)]
-        if step.same_as:
-            out += ["", "The commands of step " + ", ".join(str(n) for n in step.same_as) + " also close it."]
+        out += _step_body(step)
     return out
 
 
@@ -135,14 +141,12 @@ def render_markdown(report: Report) -> str:
     report = redact_report(report)  # the final pass: nothing a rule copied can leak
     a = analysis(report)
     out = [f"# kubeshape {report.command}: root-cause analysis", "", f"*{_inline(sources_line(report))}*", ""]
-    stamp = " · ".join(s for s in (report.tool_version and f"kubeshape {report.tool_version}",
-                                   rfc3339(report.generated_at)) if s)
-    if stamp:
-        out += [f"*{stamp}*", ""]
+    when = stamp(report)
+    if when:
+        out += [f"*{when}*", ""]
     if report.findings:
-        n = len(a.incidents)
-        out += ["## Executive summary", "",
-                f"**{summary_line(report)}, in {n} incident{'' if n == 1 else 's'}.**", "", *_summary(a)]
+        out += ["## Executive summary", "", f"**{summary_line(report)}, in {a.incidents_text}.**", "",
+                *_summary(a)]
         worst = [i for i in a.incidents if i.severity is Severity.ERROR]
         if worst:
             out += ["", "Critical: " + "; ".join(f"[#{i.id}](#incident-{i.id}) {_inline(i.title)}" for i in worst)
@@ -172,12 +176,9 @@ def render_markdown(report: Report) -> str:
 def explain_incident_markdown(a: Analysis, inc: Incident) -> str:
     """One incident with its plan steps written out in full (``kubeshape explain 3``)."""
     out = _incident(a, inc, standalone=True)
-    for step in (s for s in a.plan if inc.id in s.incidents):
+    for step in a.steps_of(inc):
         out += ["", f"## Fix — step {step.number} ({PHASE_TITLES[step.phase]}): {_inline(step.title)}"]
-        for block in step.blocks:
-            out += ["", _fence(block.text, block.lang) if block.code else _inline(block.text)]
-        if step.same_as:
-            out += ["", "The commands of step " + ", ".join(str(n) for n in step.same_as) + " also close it."]
+        out += _step_body(step)
     out += ["", f"## Findings ({len(inc.findings)})"]
     for f in inc.findings:
         out += ["", *_finding(f)]

@@ -62,7 +62,7 @@ class Step:
     def _lines(self, keep: Callable[[str], bool], all_rules: bool) -> list[str]:
         out = []
         for b, rule_id in zip(self.blocks, self.block_rules, strict=True):
-            if not all_rules and wording(rule_id).phase not in (self.phase, "stop" if self.phase == "stop" else ""):
+            if not all_rules and wording(rule_id).phase != self.phase:
                 continue
             if b.code and b.lang in ("bash", "sh", "shell", "console"):
                 out += [ln.rstrip() for ln in b.text.splitlines() if ln.strip() and keep(ln)]
@@ -73,8 +73,15 @@ class Step:
         for b in self.blocks:
             parts.append(f"```{b.lang}\n{b.text}\n```" if b.code else b.text)
         if self.same_as:
-            parts.append("The commands of step " + ", ".join(str(n) for n in self.same_as) + " also close it.")
+            parts.append(self.also_closed_by)
         return "\n\n".join(parts)
+
+    @property
+    def also_closed_by(self) -> str:
+        """``The commands of step 1, 3 also close it.`` (empty when no earlier step does)."""
+        if not self.same_as:
+            return ""
+        return "The commands of step " + ", ".join(str(n) for n in self.same_as) + " also close it."
 
     def as_dict(self) -> dict[str, Any]:
         return {"step": self.number, "phase": self.phase, "phaseTitle": PHASE_TITLES[self.phase],

@@ -9,7 +9,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from kubeshape.findings import Finding, Severity
+from kubeshape.findings import Finding, Severity, finding_id
 from kubeshape.redact import redact_report
 from kubeshape.report.common import (
     MAX_EVIDENCE,
@@ -20,8 +20,9 @@ from kubeshape.report.common import (
     counts,
     location,
     problems,
-    rfc3339,
+    short_sources,
     sources_line,
+    stamp,
     summary_line,
 )
 from kubeshape.report.fixblocks import FixBlock, split_fix
@@ -69,25 +70,15 @@ def _code(console: Console, text: str, lang: str, indent: int = 0) -> None:
             console.print(pad + raw, soft_wrap=True, crop=False, markup=False, highlight=False)
 
 
-def _short_source(value: str) -> str:
-    """``repo/path (14 YAML files …)`` → the last two parts of the path (the full line is in ``-v``)."""
-    name = value.split(" (")[0]
-    parts = name.replace("\\", "/").rstrip("/").split("/")
-    return "/".join(parts[-2:]) if len(parts) > 2 else name
-
-
 def _header(console: Console, report: Report, a: Analysis) -> None:
-    names = " · ".join(f"{k} {_short_source(v)}" for k, v in report.sources.items()) or "no sources"
-    _line(console, Text.assemble((f"kubeshape {report.command}", "bold"), " · ", names))
-    stamp = " · ".join(s for s in (report.tool_version and f"kubeshape {report.tool_version}",
-                                   rfc3339(report.generated_at)) if s)
+    _line(console, Text.assemble((f"kubeshape {report.command}", "bold"), " · ", short_sources(report)))
+    when = stamp(report)
     if report.findings:
         worst = max(f.severity for f in report.findings)
-        n = len(a.incidents)
-        _line(console, Text.assemble((f"{summary_line(report)} in {n} incident{'' if n == 1 else 's'}",
-                                      SEVERITY_STYLE[worst]), ("  " + stamp if stamp else "", "dim")))
-    elif stamp:
-        _line(console, Text(stamp, style="dim"))
+        _line(console, Text.assemble((f"{summary_line(report)} in {a.incidents_text}", SEVERITY_STYLE[worst]),
+                                     ("  " + when if when else "", "dim")))
+    elif when:
+        _line(console, Text(when, style="dim"))
 
 
 def _summary(console: Console, a: Analysis) -> None:
@@ -220,8 +211,6 @@ def _lists(console: Console, report: Report, verbose: bool) -> None:
 
 def render_finding(console: Console, f: Finding, *, indent: int = 0) -> None:
     """One finding in full: location, message, evidence, root cause and fix."""
-    from kubeshape.findings import finding_id
-
     label = f.severity.label.upper()
     _line(console, Text.assemble((f"{label:<7}", SEVERITY_STYLE[f.severity]), " ", (f.rule, "bold"), "  ",
                                  str(f.object) if f.object else (f.file or ""), (f"  [{finding_id(f)}]", "dim")),
@@ -259,7 +248,7 @@ def render_incident(console: Console, a: Analysis, inc: Incident) -> None:
     impact = inc.impact_line()
     if impact:
         _para(console, Text.assemble(("Impact: ", "bold"), impact), 5)
-    for cause in sorted({f.root_cause for f in inc.roots if f.root_cause}):
+    for cause in inc.root_causes:
         _para(console, Text.assemble(("Root cause: ", "bold"), cause), 5)
     _line(console, Text("Evidence:", style="bold"), 5)
     for e in inc.evidence[:MAX_EVIDENCE]:
@@ -267,13 +256,13 @@ def render_incident(console: Console, a: Analysis, inc: Incident) -> None:
     if len(inc.evidence) > MAX_EVIDENCE:
         _line(console, Text(f"… and {len(inc.evidence) - MAX_EVIDENCE} more (in the findings below)", style="dim"),
               7)
-    for step in (s for s in a.plan if inc.id in s.incidents):
+    for step in a.steps_of(inc):
         console.print()
         _line(console, Text.assemble((f"Step {step.number} ({PHASE_TITLES[step.phase]}): ", "bold green"),
                                      step.title), 5)
         _blocks(console, step.blocks, 7)
         if step.same_as:
-            _para(console, "The commands of step " + ", ".join(str(n) for n in step.same_as) + " also close it.", 7)
+            _para(console, step.also_closed_by, 7)
     console.print()
     _line(console, Text(f"Findings ({len(inc.findings)})", style="bold"), 5)
     for f in inc.findings:
