@@ -19,7 +19,7 @@ def versions() -> dict[str, str]:
     """Component → version, as pinned in build.sh (environment overrides honoured)."""
     text = BUILD.read_text()
     out = {}
-    for name in ("ETCD", "KUBERNETES", "KWOK", "REGISTRY", "HELM"):
+    for name in ("ETCD", "KUBERNETES", "KWOK", "REGISTRY", "HELM", "ACTIONLINT", "VEGETA"):
         m = re.search(rf"^{name}_VERSION=\$\{{KUBESHAPE_{name}_VERSION:-([^}}]+)\}}", text, re.M)
         assert m, f"build.sh lacks {name}_VERSION"
         out[name.lower()] = os.environ.get(f"KUBESHAPE_{name}_VERSION", m.group(1))
@@ -27,7 +27,10 @@ def versions() -> dict[str, str]:
 
 
 def binary(component: str, name: str | None = None) -> Path:
-    """Path of a built binary (``binary("kubernetes", "kube-apiserver")``); builds it when missing."""
+    """Path of a built binary (``binary("kubernetes", "kube-apiserver")``); builds it when missing.
+
+    ``binary("vegeta")`` is how the benchmarks get vegeta: build.sh without arguments leaves it out.
+    """
     v = versions()[component]
     path = cache_dir() / f"{component}-{v}" / (name or component)
     if not path.is_file():

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the Go binaries of kubeshape's test bed from Go modules, cached by version.
 #
-#   testbed/build.sh [COMPONENT...]     COMPONENT: etcd kubernetes kwok registry helm (default: all)
+#   testbed/build.sh [COMPONENT...]     COMPONENT: etcd kubernetes kwok registry helm actionlint vegeta
+#                                       (default: all but vegeta, which only the benchmarks need)
 #
 # Each component is built from its own Go module under testbed/go/<name>/ into
 #   ${KUBESHAPE_TESTBED_CACHE:-~/.cache/kubeshape-testbed}/<component>-<version>/
@@ -16,6 +17,8 @@ KUBERNETES_VERSION=${KUBESHAPE_KUBERNETES_VERSION:-v1.34.12}
 KWOK_VERSION=${KUBESHAPE_KWOK_VERSION:-v0.8.0}
 REGISTRY_VERSION=${KUBESHAPE_REGISTRY_VERSION:-v3.1.2}
 HELM_VERSION=${KUBESHAPE_HELM_VERSION:-v3.17.3}
+ACTIONLINT_VERSION=${KUBESHAPE_ACTIONLINT_VERSION:-v1.7.12}
+VEGETA_VERSION=${KUBESHAPE_VEGETA_VERSION:-v12.13.0}
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${KUBESHAPE_TESTBED_CACHE:-$HOME/.cache/kubeshape-testbed}
@@ -113,13 +116,26 @@ build_helm() {
     "helm=helm.sh/helm/v3/cmd/helm"
 }
 
+build_actionlint() {
+  build actionlint "$ACTIONLINT_VERSION" github.com/rhysd/actionlint \
+    "-s -w -X github.com/rhysd/actionlint.version=${ACTIONLINT_VERSION#v}" \
+    "actionlint=github.com/rhysd/actionlint/cmd/actionlint"
+}
+
+build_vegeta() {
+  build vegeta "$VEGETA_VERSION" github.com/tsenart/vegeta/v12 \
+    "-s -w -X main.Version=$VEGETA_VERSION" \
+    "vegeta=github.com/tsenart/vegeta/v12"
+}
+
+ALL=(etcd kubernetes kwok registry helm actionlint vegeta)
 components=("$@")
-[[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kwok registry helm)
+[[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kwok registry helm actionlint)
 total=$SECONDS
 for c in "${components[@]}"; do
   case $c in
-    etcd|kubernetes|kwok|registry|helm) "build_$c" ;;
-    *) die "unknown component '$c' (want: etcd kubernetes kwok registry helm)" ;;
+    etcd|kubernetes|kwok|registry|helm|actionlint|vegeta) "build_$c" ;;
+    *) die "unknown component '$c' (want: ${ALL[*]})" ;;
   esac
 done
 log "done in $((SECONDS - total))s: ${components[*]} (cache $CACHE)"

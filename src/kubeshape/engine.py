@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -39,12 +40,17 @@ def _matches(rule_id: str, patterns: Iterable[str]) -> bool:
 
 
 def select_rules(select: list[str] | None = None, ignore: list[str] | None = None) -> list[Rule]:
+    return list(_selected(tuple(select or ()), tuple(ignore or ()), len(all_rules())))
+
+
+@functools.lru_cache(maxsize=64)
+def _selected(select: tuple[str, ...], ignore: tuple[str, ...], _count: int) -> tuple[Rule, ...]:
     rules = all_rules()
     if select:
         rules = [r for r in rules if _matches(r.id, select)]
     if ignore:
         rules = [r for r in rules if not _matches(r.id, ignore)]
-    return rules
+    return tuple(rules)
 
 
 def _annotation_ignores(obj: K8sObject | None) -> set[str]:

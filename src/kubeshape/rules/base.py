@@ -103,14 +103,19 @@ class Context:
                        data=data or {}, dedupe=dedupe)
 
 
-def all_rules() -> list[Rule]:
-    """Every registered rule, in ID order (importing the family modules registers them)."""
-    import kubeshape.rules as package
+_ORDERED: list[Rule] = []
 
-    for mod in pkgutil.iter_modules(package.__path__):
-        if not mod.name.startswith("_") and mod.name != "base":
-            importlib.import_module(f"kubeshape.rules.{mod.name}")
-    return [REGISTRY[k] for k in sorted(REGISTRY)]
+
+def all_rules() -> list[Rule]:
+    """Every registered rule, in ID order (importing the family modules registers them, once)."""
+    if len(_ORDERED) != len(REGISTRY) or not _ORDERED:
+        import kubeshape.rules as package
+
+        for mod in pkgutil.iter_modules(package.__path__):
+            if not mod.name.startswith("_") and mod.name != "base":
+                importlib.import_module(f"kubeshape.rules.{mod.name}")
+        _ORDERED[:] = [REGISTRY[k] for k in sorted(REGISTRY)]
+    return list(_ORDERED)
 
 
 def get_rule(rule_id: str) -> Rule | None:

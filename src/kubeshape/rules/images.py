@@ -296,7 +296,7 @@ def tag_not__in_registry(ctx: Context) -> Iterator[Finding]:
             evidence=[f"container {c.name}: image {c.image}", *ev],
             fix=f"docker push {c.image}\n# or point the manifest at an existing tag",
             root_cause="The manifest was updated before (or instead of) pushing the image.",
-            dedupe=dedupe_key(obj, c, c.image))
+            dedupe=dedupe_key(obj, c, c.image), data={"image": c.image, "container": c.name})
 
 
 def _pull_waiting(pod: K8sObject) -> Iterator[tuple[dict[str, Any], str]]:

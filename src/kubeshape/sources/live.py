@@ -361,18 +361,36 @@ def contexts(kubeconfig: Path) -> tuple[list[str], str | None]:
     return sorted(config.contexts), config.current_context
 
 
+SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def in_cluster() -> bool:
+    """True inside a pod: the apiserver's address is in the environment and a service account is mounted, and
+    no kubeconfig was pointed at."""
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not os.environ.get("KUBECONFIG") \
+        and Path(SERVICE_ACCOUNT, "token").is_file()
+
+
 def connect(kubeconfig: Path | None, context: str | None, qps: float = 20.0, burst: int = 40,
             timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> tuple[ApiClient, str]:
     """An ApiClient for ``context`` (default: current) and that context's default namespace; ``timeout`` bounds
-    each request, retries included (None: no limit)."""
+    each request, retries included (None: no limit). Inside a pod with no kubeconfig given, the pod's service
+    account."""
     from lightkube.config.client_adapter import Client, ConnectionParams
     from lightkube.config.kubeconfig import KubeConfig
 
-    path = kubeconfig_path(kubeconfig)
-    try:
-        config = KubeConfig.from_file(path).get(context_name=context)
-    except Exception as exc:
-        raise InputError(f"{path}: {_reason(exc)}") from None
+    if kubeconfig is None and context is None and in_cluster():
+        path = Path(SERVICE_ACCOUNT)
+        try:
+            config = KubeConfig.from_service_account(SERVICE_ACCOUNT).get()
+        except Exception as exc:
+            raise InputError(f"{SERVICE_ACCOUNT}: in-cluster credentials: {_reason(exc)}") from None
+    else:
+        path = kubeconfig_path(kubeconfig)
+        try:
+            config = KubeConfig.from_file(path).get(context_name=context)
+        except Exception as exc:
+            raise InputError(f"{path}: {_reason(exc)}") from None
     if config is None:
         raise InputError(f"{path}: no current context -- pass --context")
     try:

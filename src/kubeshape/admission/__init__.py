@@ -1,0 +1,1 @@
+"""Admission control: the validating webhook and its deployment."""
