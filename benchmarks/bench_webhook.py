@@ -134,6 +134,7 @@ def main() -> int:
     ap.add_argument("--rates", type=int, nargs="+", default=[100, 300, 500])
     ap.add_argument("--duration", type=int, default=20, help="seconds per rate and webhook")
     ap.add_argument("--cluster", action="store_true", help="also start a control plane for the watch cache")
+    ap.add_argument("--no-registry", action="store_true", help="judge without registry look-ups (KS104)")
     args = ap.parse_args()
 
     vegeta = binary("vegeta")
@@ -152,7 +153,7 @@ def main() -> int:
                       "--key-file", str(files.key), "--host", "127.0.0.1", "--log-level", "warning"]
             ks_port, base_port = free_port(), free_port()
             judge = [*common, "--port", str(ks_port), "--config", str(work / "kubeshape.yaml"),
-                     "--registry", reg.host, "--insecure-registry"]
+                     *(["--no-registry"] if args.no_registry else ["--registry", reg.host, "--insecure-registry"])]
             if args.cluster:
                 from testbed.cluster import start_cluster
                 cluster = start_cluster(work / "cluster")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -40,17 +39,21 @@ def _matches(rule_id: str, patterns: Iterable[str]) -> bool:
 
 
 def select_rules(select: list[str] | None = None, ignore: list[str] | None = None) -> list[Rule]:
-    return list(_selected(tuple(select or ()), tuple(ignore or ()), len(all_rules())))
-
-
-@functools.lru_cache(maxsize=64)
-def _selected(select: tuple[str, ...], ignore: tuple[str, ...], _count: int) -> tuple[Rule, ...]:
+    """The rules ``select`` names and ``ignore`` does not (remembered: the webhook selects for every request)."""
     rules = all_rules()
-    if select:
-        rules = [r for r in rules if _matches(r.id, select)]
-    if ignore:
-        rules = [r for r in rules if not _matches(r.id, ignore)]
-    return tuple(rules)
+    key = (tuple(select or ()), tuple(ignore or ()), tuple(map(id, rules)))
+    chosen = _SELECTED.get(key)
+    if chosen is None:
+        chosen = [r for r in rules if _matches(r.id, key[0])] if select else list(rules)
+        if ignore:
+            chosen = [r for r in chosen if not _matches(r.id, key[1])]
+        if len(_SELECTED) >= 64:
+            _SELECTED.clear()
+        _SELECTED[key] = chosen
+    return list(chosen)
+
+
+_SELECTED: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]], list[Rule]] = {}
 
 
 def _annotation_ignores(obj: K8sObject | None) -> set[str]:

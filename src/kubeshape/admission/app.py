@@ -125,7 +125,10 @@ def create_app(settings: Settings) -> Starlette:
         except BadReview as exc:
             return response(req.uid, allowed=False, code=400, message=f"malformed AdmissionReview: {exc}")
         try:
-            await asyncio.wait_for(gate.acquire(), max(deadline - time.monotonic(), 0.001))
+            if gate.locked():  # full: wait for a slot, but not past the deadline
+                await asyncio.wait_for(gate.acquire(), max(deadline - time.monotonic(), 0.001))
+            else:
+                await gate.acquire()
         except TimeoutError:
             metrics.skipped.labels("overloaded").inc()
             return response(req.uid, allowed=True, warnings=["kubeshape: too many reviews at once: this object "

@@ -21,14 +21,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from kubeshape.admission.defaults import CA_DAYS, DEFAULT_NAMESPACE, DEFAULT_SERVICE
+from kubeshape.admission.defaults import CA_DAYS, DEFAULT_NAMESPACE, DEFAULT_SERVICE, check_dns_label
 from kubeshape.errors import InputError
 
 RENEW_WITHIN_DAYS = 30
 CLOCK_SKEW = timedelta(minutes=5)  # backdate notBefore: a node whose clock is a little behind still accepts it
 CA_NAME = "kubeshape webhook CA"
 
-_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _DNS_NAME = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -47,14 +46,6 @@ class CertFiles:
     @classmethod
     def under(cls, out: Path) -> CertFiles:
         return cls(out / "ca.crt", out / "ca.key", out / "tls.crt", out / "tls.key")
-
-
-def check_dns_label(value: str, what: str) -> str:
-    """``value`` if it is a DNS-1123 label (the form of namespace and Service names); else an InputError."""
-    if not _DNS_LABEL.fullmatch(value):
-        raise InputError(f"{what} {value!r}: not a valid name -- use lowercase letters, digits and '-' "
-                         "(at most 63, starting and ending with a letter or digit)")
-    return value
 
 
 def parse_host(host: str) -> str:

@@ -94,7 +94,9 @@ def _mapping(req: dict[str, Any], key: str, uid: str) -> dict[str, Any] | None:
 
 def checked_objects(req: Request) -> None:
     """Check that ``object`` and ``oldObject`` are of the request's kind and have the shape the rules read."""
-    for key, obj in (("object", req.object), ("oldObject", req.old_object)):
+    # The old object is read only for a Deployment's rollout (KS205): other kinds' need no check.
+    old = req.old_object if req.kind == "Deployment" else None
+    for key, obj in (("object", req.object), ("oldObject", old)):
         if obj is None:
             continue
         api_version = obj.get("apiVersion")

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from kubeshape import __version__
 from kubeshape.analysis import Selection, analyse
-from kubeshape.cli import init_cmd, registry_cmd, release_cmd, webhook_cmd, webhook_serve
+from kubeshape.cli import init_cmd, policy_cmd, registry_cmd, release_cmd, webhook_cmd, webhook_serve
 from kubeshape.cli.live import (
     REQUEST_TIMEOUT_HELP,
     LiveOptions,
@@ -418,6 +418,7 @@ def rbac(namespace: Annotated[str, typer.Option("--namespace", "-n", help="Names
 app.add_typer(registry_cmd.app, name="registry")
 webhook_cmd.app.command("serve")(webhook_serve.serve)
 app.add_typer(webhook_cmd.app, name="webhook")
+app.add_typer(policy_cmd.app, name="policy")
 app.add_typer(init_cmd.app, name="init")
 app.command("release")(release_cmd.release)
 app.command("history")(release_cmd.history)

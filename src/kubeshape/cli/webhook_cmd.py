@@ -236,9 +236,7 @@ def manifests(
 ) -> None:
     """Print the objects that run the webhook. They are: Namespace, RBAC, config, Deployment,
     PodDisruptionBudget, Service and the ValidatingWebhookConfiguration. Apply them with: kubectl apply -f -"""
-    from kubeshape.admission import certs as tls
-
-    tls.check_dns_label(namespace, "--namespace")
+    defaults.check_dns_label(namespace, "--namespace")
     if url is not None:
         _check_url(url)
         if image is not None or config is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterator
 from itertools import chain
 
 from kubeshape.config import Config
@@ -44,11 +43,11 @@ class NodeImages:
         return self.by_image.get(image_key(ref), set())
 
 
-def workload_containers(inv: Inventory) -> Iterator[tuple[K8sObject, Container]]:
-    """Every (workload, container) from the repo and the live cluster, images in HelmRelease values included."""
-    for obj in chain(inv.workloads(), inv.objects("HelmRelease")):
-        for c in containers(obj):
-            yield obj, c
+def workload_containers(inv: Inventory) -> list[tuple[K8sObject, Container]]:
+    """Every (workload, container) from the repo and the live cluster, images in HelmRelease values included
+    (listed once per inventory: most image rules walk them)."""
+    return inv.memo("workload_containers", lambda: [
+        (obj, c) for obj in chain(inv.workloads(), inv.objects("HelmRelease")) for c in containers(obj)])
 
 
 def dedupe_key(obj: K8sObject, container: Container, extra: str = "") -> str:

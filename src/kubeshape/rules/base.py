@@ -108,7 +108,7 @@ _ORDERED: list[Rule] = []
 
 def all_rules() -> list[Rule]:
     """Every registered rule, in ID order (importing the family modules registers them, once)."""
-    if len(_ORDERED) != len(REGISTRY) or not _ORDERED:
+    if not _ORDERED or len(_ORDERED) != len(REGISTRY) or any(REGISTRY.get(r.id) is not r for r in _ORDERED):
         import kubeshape.rules as package
 
         for mod in pkgutil.iter_modules(package.__path__):

@@ -1,0 +1,229 @@
+"""``kubeshape policy export|install``: the image rules as admission policies the API server (or Kyverno) runs."""
+
+from __future__ import annotations
+
+import re
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import orjson
+import typer
+import yaml
+from rich.markup import escape
+
+from kubeshape.admission.defaults import check_dns_label
+from kubeshape.config import Config, load_config
+from kubeshape.errors import InputError, KubeshapeError
+from kubeshape.policy import kyverno, vap
+from kubeshape.ui import err_console, status
+
+if TYPE_CHECKING:
+    from kubeshape.policy.verify import Answer
+
+app = typer.Typer(
+    name="policy",
+    help="Image rules the API server enforces itself. 'export' prints kubeshape's image rules as "
+         "ValidatingAdmissionPolicies (or a Kyverno ClusterPolicy), 'install' applies them; the registries come "
+         "from kubeshape.yaml.",
+    no_args_is_help=True,
+    rich_markup_mode=None,  # plain help, as the root app (see cli/app.py)
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Format(StrEnum):
+    vap = "vap"
+    kyverno = "kyverno"
+
+
+class Output(StrEnum):
+    yaml = "yaml"
+    json = "json"
+
+
+class InstallOutput(StrEnum):
+    text = "text"
+    yaml = "yaml"
+    json = "json"
+
+
+class FailurePolicy(StrEnum):
+    Fail = "Fail"
+    Ignore = "Ignore"
+
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="kubeshape.yaml to take the registries "
+                                                "from (default: the one found from here up).", dir_okay=False)]
+NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the parameter ConfigMap "
+                                           f"{vap.PARAMS}.")]
+SelectorOpt = Annotated[list[str] | None, typer.Option(
+    "--namespace-selector", help="Only gate namespaces with this label KEY=VALUE (repeatable).")]
+FailureOpt = Annotated[FailurePolicy, typer.Option(
+    "--failure-policy", case_sensitive=False,
+    help="When a check cannot be evaluated (missing parameters, an object too large to check): Fail rejects "
+         "the request, Ignore lets it through.")]
+KubeconfigOpt = Annotated[Path | None, typer.Option("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, "
+                                                    "~/.kube/config).", dir_okay=False)]
+ContextOpt = Annotated[str | None, typer.Option("--context", help="kubeconfig context (default: current).")]
+
+
+def main() -> None:
+    """Run the ``policy`` commands on their own, with one-line errors and the documented exit codes."""
+    try:
+        app()
+    except KubeshapeError as exc:
+        err_console().print(f"[bold red]kubeshape: error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+
+
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}")
+_LABEL_VALUE = re.compile(rf"({_LABEL_NAME})?")
+
+
+def _match_labels(values: list[str]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for item in values:
+        key, eq, value = item.partition("=")
+        if not eq or not _LABEL_KEY.fullmatch(key) or not _LABEL_VALUE.fullmatch(value):
+            raise InputError(f"--namespace-selector {item!r}: give KEY=VALUE with a label key and value, "
+                             "e.g. team=web")
+        labels[key] = value
+    return labels
+
+
+def _options(namespace: str, selector: list[str] | None, failure_policy: FailurePolicy) -> vap.Options:
+    check_dns_label(namespace, "--namespace")
+    return vap.Options(namespace, failure_policy.value, _match_labels(list(selector or [])))
+
+
+def _config(path: Path | None) -> Config:
+    from kubeshape.sources.repo import repository_root
+
+    here = Path.cwd()
+    cfg, _ = load_config(path, here, stop=repository_root(here))
+    return cfg
+
+
+class _Dumper(yaml.SafeDumper):
+    """No anchors; long strings (CEL expressions) as literal blocks, which need no quoting and are not wrapped."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    block = len(data) > 80 or "\n" in data
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if block else None)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def _yaml(objects: list[dict[str, Any]], header: str) -> str:
+    return f"# {header}\n" + yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+                                           width=10_000)
+
+
+def _json_list(objects: list[dict[str, Any]]) -> str:
+    return orjson.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, option=orjson.OPT_INDENT_2).decode()
+
+
+@app.command("export")
+def export(
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="vap: ValidatingAdmissionPolicies (Kubernetes "
+                                        "1.30+); kyverno: one Kyverno ClusterPolicy.")] = Format.vap,
+    config: ConfigOpt = None,
+    namespace: NamespaceOpt = "kubeshape",
+    namespace_selector: SelectorOpt = None,
+    failure_policy: FailureOpt = FailurePolicy.Fail,
+    output: Annotated[Output, typer.Option("--output", "-o", help="yaml, or json (a List).")] = Output.yaml,
+) -> None:
+    """Print the policies. vap: a deny and a warn policy, their bindings and the parameter ConfigMap with what
+    they read of kubeshape.yaml; apply them with 'kubectl apply -f -' or 'kubeshape policy install'."""
+    opts = _options(namespace, namespace_selector, failure_policy)
+    cfg = _config(config)
+    if fmt is Format.kyverno:
+        objects = [kyverno.cluster_policy(cfg, opts.failure_policy, opts.match_labels)]
+        header = "kubeshape image rules as a Kyverno ClusterPolicy (Kyverno 1.13+)"
+    else:
+        objects = vap.export(cfg, opts)
+        header = (f"kubeshape image rules as ValidatingAdmissionPolicies (Kubernetes 1.30+); settings in "
+                  f"ConfigMap {vap.PARAMS} of namespace {opts.namespace}")
+    typer.echo(_json_list(objects) if output is Output.json else _yaml(objects, header), nl=output is Output.json)
+
+
+@app.command("install")
+def install(
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    config: ConfigOpt = None,
+    namespace: NamespaceOpt = "kubeshape",
+    namespace_selector: SelectorOpt = None,
+    failure_policy: FailureOpt = FailurePolicy.Fail,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Let the API server check everything, change "
+                                          "nothing, and show what would be applied.")] = False,
+    output: Annotated[InstallOutput, typer.Option("--output", "-o", help="text, or the applied objects as yaml "
+                                                  "or json.")] = InstallOutput.text,
+    request_timeout: Annotated[str, typer.Option("--request-timeout", help="How long one request may take: 30s, "
+                                                 "1m, or seconds; 0 waits forever.")] = "30s",
+) -> None:
+    """Apply the policies to a cluster. Server-side apply of the parameter ConfigMap (and its namespace), both
+    policies and both bindings; running it again updates them in place. Then a dry-run request shows that the
+    API server enforces them."""
+    from kubeshape.cli.live import parse_request_timeout
+    from kubeshape.policy.install import apply_all
+    from kubeshape.policy.verify import verify
+    from kubeshape.sources.live import check_server, connect
+
+    opts = _options(namespace, namespace_selector, failure_policy)
+    cfg = _config(config)
+    timeout = parse_request_timeout(request_timeout)
+    api, _ = connect(kubeconfig, context, timeout=timeout)
+    checked: tuple[str | None, Answer | None] = (None, None)
+    try:
+        with status(f"Applying to context {api.context}"):
+            check_server(api)
+            applied = apply_all(api, vap.export(cfg, opts), dry_run=dry_run)
+        if not dry_run:
+            with status("Checking that the API server enforces the policies"):
+                checked = verify(api, opts)
+    finally:
+        api.http.close()
+    text = output is InstallOutput.text
+    if not text:
+        objects = [a.object for a in applied]
+        typer.echo(_json_list(objects) if output is InstallOutput.json else _yaml(objects, "as applied"),
+                   nl=output is InstallOutput.json)
+    else:
+        for a in applied:
+            done = a.outcome if not dry_run or a.outcome == "unchanged" else f"would be {a.outcome}"
+            typer.echo(f"{a.title}: {done}")
+        if dry_run:
+            typer.echo("Dry run: nothing was changed.")
+    if not dry_run:
+        _report_check(*checked, text=text)
+
+
+def _report_check(namespace: str | None, answer: Answer | None, *, text: bool) -> None:
+    """The outcome of the test request: a line in text output, a warning on stderr when it was not enforced."""
+    if namespace is None or answer is None:
+        if text:
+            typer.echo("Not checked: no namespace the bindings select exists yet; they apply as soon as one does.")
+    elif not answer.enforced:
+        said = " ".join(answer.message.split()) or ("admitted" if answer.status < 300 else f"HTTP {answer.status}")
+        err_console().print(f"kubeshape: warning: could not see the API server enforce the policies: a test "
+                            f"Deployment in namespace {namespace} got: {escape(said)}", highlight=False,
+                            soft_wrap=True)
+    elif text:
+        which = f"{vap.DENY} and {vap.WARN}" if answer.warned else vap.DENY
+        how = "denied and warned about" if answer.warned else "denied"
+        typer.echo(f"Checked: the API server enforces {which} (a test Deployment in namespace {namespace} was "
+                   f"{how}; nothing was stored).")
+
+
+if __name__ == "__main__":
+    main()
