@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
-import orjson
 import typer
-import yaml
 from rich.markup import escape
 
 from kubeshape.admission.defaults import check_dns_label
+from kubeshape.cli.manifest_output import match_labels, render_json_list, render_yaml
 from kubeshape.config import Config, load_config
-from kubeshape.errors import InputError, KubeshapeError
+from kubeshape.errors import KubeshapeError
 from kubeshape.policy import kyverno, vap
 from kubeshape.ui import err_console, status
 
@@ -79,25 +77,9 @@ def main() -> None:
         sys.exit(exc.exit_code)
 
 
-_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-_LABEL_KEY = re.compile(rf"([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}")
-_LABEL_VALUE = re.compile(rf"({_LABEL_NAME})?")
-
-
-def _match_labels(values: list[str]) -> dict[str, str]:
-    labels: dict[str, str] = {}
-    for item in values:
-        key, eq, value = item.partition("=")
-        if not eq or not _LABEL_KEY.fullmatch(key) or not _LABEL_VALUE.fullmatch(value):
-            raise InputError(f"--namespace-selector {item!r}: give KEY=VALUE with a label key and value, "
-                             "e.g. team=web")
-        labels[key] = value
-    return labels
-
-
 def _options(namespace: str, selector: list[str] | None, failure_policy: FailurePolicy) -> vap.Options:
     check_dns_label(namespace, "--namespace")
-    return vap.Options(namespace, failure_policy.value, _match_labels(list(selector or [])))
+    return vap.Options(namespace, failure_policy.value, match_labels(list(selector or [])))
 
 
 def _config(path: Path | None) -> Config:
@@ -106,30 +88,6 @@ def _config(path: Path | None) -> Config:
     here = Path.cwd()
     cfg, _ = load_config(path, here, stop=repository_root(here))
     return cfg
-
-
-class _Dumper(yaml.SafeDumper):
-    """No anchors; long strings (CEL expressions) as literal blocks, which need no quoting and are not wrapped."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
-    block = len(data) > 80 or "\n" in data
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if block else None)
-
-
-_Dumper.add_representer(str, _str)
-
-
-def _yaml(objects: list[dict[str, Any]], header: str) -> str:
-    return f"# {header}\n" + yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
-                                           width=10_000)
-
-
-def _json_list(objects: list[dict[str, Any]]) -> str:
-    return orjson.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, option=orjson.OPT_INDENT_2).decode()
 
 
 @app.command("export")
@@ -153,7 +111,10 @@ def export(
         objects = vap.export(cfg, opts)
         header = (f"kubeshape image rules as ValidatingAdmissionPolicies (Kubernetes 1.30+); settings in "
                   f"ConfigMap {vap.PARAMS} of namespace {opts.namespace}")
-    typer.echo(_json_list(objects) if output is Output.json else _yaml(objects, header), nl=output is Output.json)
+    if output is Output.json:
+        typer.echo(render_json_list(objects))
+    else:
+        typer.echo(render_yaml(objects, header, long_strings_as_blocks=True), nl=False)
 
 
 @app.command("install")
@@ -196,8 +157,10 @@ def install(
     text = output is InstallOutput.text
     if not text:
         objects = [a.object for a in applied]
-        typer.echo(_json_list(objects) if output is InstallOutput.json else _yaml(objects, "as applied"),
-                   nl=output is InstallOutput.json)
+        if output is InstallOutput.json:
+            typer.echo(render_json_list(objects))
+        else:
+            typer.echo(render_yaml(objects, "as applied", long_strings_as_blocks=True), nl=False)
     else:
         for a in applied:
             done = a.outcome if not dry_run or a.outcome == "unchanged" else f"would be {a.outcome}"

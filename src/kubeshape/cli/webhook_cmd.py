@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
-import orjson
 import typer
-import yaml
 from rich.markup import escape
 
 from kubeshape.admission import defaults
 from kubeshape.admission import manifests as mf
+from kubeshape.cli.manifest_output import match_labels, render_json_list, render_yaml
 from kubeshape.config import load_config
 from kubeshape.errors import InputError, KubeshapeError
 from kubeshape.imageref import InvalidReference
@@ -163,22 +161,6 @@ def _check_url(url: str) -> str:
     return url
 
 
-_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-_LABEL_KEY = re.compile(rf"([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}")
-_LABEL_VALUE = re.compile(rf"({_LABEL_NAME})?")
-
-
-def _match_labels(values: list[str]) -> dict[str, str]:
-    labels: dict[str, str] = {}
-    for item in values:
-        key, eq, value = item.partition("=")
-        if not eq or not _LABEL_KEY.fullmatch(key) or not _LABEL_VALUE.fullmatch(value):
-            raise InputError(f"--namespace-selector {item!r}: give KEY=VALUE with a label key and value, "
-                             "e.g. team=web")
-        labels[key] = value
-    return labels
-
-
 def _config_text(path: Path | None) -> str:
     if path is None:
         return mf.EMPTY_CONFIG
@@ -190,25 +172,6 @@ def _config_text(path: Path | None) -> str:
     if len(text.encode()) > MAX_CONFIG_BYTES:
         raise InputError(f"{path}: larger than a ConfigMap holds (1 MB) -- trim it")
     return text if text.endswith("\n") else text + "\n"
-
-
-class _Dumper(yaml.SafeDumper):
-    """Multi-line strings (the config) as literal blocks; no anchors."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
-
-
-_Dumper.add_representer(str, _str)
-
-
-def render_yaml(objects: list[dict[str, Any]], header: str) -> str:
-    """``objects`` as one multi-document YAML stream after a comment line."""
-    return f"# {header}\n" + yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
 
 
 @app.command("manifests")
@@ -247,14 +210,13 @@ def manifests(
             parse_image(image)
         except InvalidReference as exc:
             raise InputError(f"--image {image!r}: {exc.reason}") from None
-    labels = _match_labels(list(namespace_selector or []))
+    labels = match_labels(list(namespace_selector or []))
     bundle = _ca_bundle(ca_file)
     objects = mf.all_manifests(bundle, url=url, namespace=namespace, image=image or mf.DEFAULT_IMAGE,
                                config_text=_config_text(config), failure_policy=failure_policy.value,
                                timeout_seconds=timeout_seconds, match_labels=labels)
     if output is Output.json:
-        typer.echo(orjson.dumps({"apiVersion": "v1", "kind": "List", "items": objects},
-                                option=orjson.OPT_INDENT_2).decode())
+        typer.echo(render_json_list(objects))
         return
     where = f"served at {url}" if url else f"in namespace {namespace}; its TLS Secret {mf.TLS_SECRET} comes " \
                                            "from 'kubeshape webhook certs'"
