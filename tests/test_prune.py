@@ -163,7 +163,7 @@ def test_keep_last_counts_images_newest_first_and_every_tag_of_a_kept_image_stay
     tags = [T(f"b{i}", d(i), NOW - timedelta(days=10 - i)) for i in range(6)]
     tags.append(T("alias", d(5), NOW - timedelta(days=5)))
     out = plan_prune(tags, Retention(keep_last=2), set(), set(), NOW)
-    assert [x.tag for x in out][:3] == ["alias", "b5", "b4"]  # newest first
+    assert [x.tag for x in out][:3] == ["b5", "alias", "b4"]  # newest first; a tie keeps the registry's order
     kept = {x.tag for x in out if x.keep}
     assert kept == {"b5", "alias", "b4"}
     assert by_tag(out)["b4"].reason == "one of the newest 2 images (#2)"
@@ -195,19 +195,27 @@ def test_keep_tags_keep_days_unknown_age_and_interrupted() -> None:
     assert (out["old"].keep, out["old"].reason) == (False, "not used, not among the newest 0 images, older than 7 days")
 
 
-# -- plan_prune: property test -------------------------------------------------------------------------------
+# -- plan_prune: property tests ------------------------------------------------------------------------------
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NAMES = st.from_regex(r"[a-z][a-z0-9.-]{0,5}", fullmatch=True)
-PATTERNS = st.sampled_from([r"^v\d", r"fixed$", r"^a", r"\.", r"^zz"])
+PATTERNS = st.sampled_from([r"^v\d", r"fixed$", r"^a", r"\.", r"^zz", r"^main-"])
+HOURS = st.integers(0, 24 * 400)
+# kubeshape's own tags: builds carry their commit time, releases are ordered by SemVer precedence
+BUILD_NAMES = st.builds(lambda sha, h: f"main-{sha:07x}-{int((NOW - timedelta(hours=h)).timestamp()):010d}",
+                        st.integers(0, 0xFFFFFFF), HOURS)
+RELEASE_NAMES = st.builds(lambda a, b, c: f"{a}.{b}.{c}", st.integers(0, 3), st.integers(0, 3), st.integers(0, 3))
+RELEASE = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+BUILD = re.compile(r"main-[0-9a-f]{7}-(\d{10})")
 
 
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[list[T], Retention, set[str], set[str], set[str], set[str]]:
+def scenarios(draw: st.DrawFn) -> tuple[list[T], Retention, set[str], set[str], set[str], set[str], set[str]]:
     size = draw(st.integers(0, 30))
-    names = draw(st.lists(NAMES, min_size=size, max_size=size, unique=True))
+    pool = st.one_of(NAMES, NAMES, NAMES, BUILD_NAMES, RELEASE_NAMES)
+    names = draw(st.lists(pool, min_size=size, max_size=size, unique=True))
     images = [d(i) for i in range(draw(st.integers(1, max(1, len(names)))))]
-    known = st.integers(0, 24 * 400).map(lambda h: NOW - timedelta(hours=h))
+    known = HOURS.map(lambda h: NOW - timedelta(hours=h))
     unknown = st.sampled_from([None, EPOCH])
     ages = st.integers(0, 9).flatmap(lambda n: known if n else unknown)  # mostly a real time
     created = {dg: draw(ages) for dg in images}  # one created time per image, as a registry has it
@@ -219,46 +227,194 @@ def scenarios(draw: st.DrawFn) -> tuple[list[T], Retention, set[str], set[str], 
     in_use = draw(st.sets(others, max_size=4))
     in_use_digests = draw(st.sets(st.sampled_from([*images, d(10_000)]), max_size=2))
     lkg = draw(st.sets(st.one_of(others, st.sampled_from(images)), max_size=2))
+    rollback = draw(st.sets(st.one_of(others, st.sampled_from(images)), max_size=3))
     interrupted = draw(st.sets(st.sampled_from(names), max_size=2)) if names else set()
     policy = Retention(keep_last=draw(st.integers(0, 6)), keep_tags=draw(st.lists(PATTERNS, max_size=2)),
                        keep_days=draw(st.sampled_from([0, 0, 7, 30, 90])))
-    return tags, policy, in_use, in_use_digests, lkg, interrupted
+    return tags, policy, in_use, in_use_digests, lkg, rollback, interrupted
+
+
+def _meaningful(when: datetime | None) -> datetime | None:
+    return when if when is not None and when.year >= 1980 else None
+
+
+def _order_times(tags: list[T]) -> dict[str, datetime]:
+    """Oracle: digest → ordering time. A build tag's commit time beats created."""
+    build: dict[str, datetime] = {}
+    plain: dict[str, datetime] = {}
+    for t in tags:
+        if not t.digest:
+            continue
+        if (m := BUILD.fullmatch(t.tag)) and (when := _meaningful(datetime.fromtimestamp(int(m.group(1)), UTC))):
+            build[t.digest] = max(when, build.get(t.digest, when))
+        elif (when := _meaningful(t.created)) is not None:
+            plain[t.digest] = max(when, plain.get(t.digest, when))
+    return {**plain, **build}
 
 
 def _newest(tags: list[T], n: int, skip: set[str]) -> set[str]:
-    """Oracle: digests of the ``n`` newest images with a meaningful created time (ties: by digest)."""
-    when: dict[str, datetime] = {}
-    for t in tags:
-        if t.digest and t.created and t.created.year >= 1980 and t.tag not in skip:
-            when[t.digest] = t.created
-    return set(sorted(when, key=lambda x: (-when[x].timestamp(), x))[:n])
+    """Oracle: digests of the ``n`` newest images with a meaningful time (ties: the highest release, then the
+    first listed)."""
+    kept = [t for t in tags if t.tag not in skip]
+    when = _order_times(kept)
+    first = {t.digest: i for i, t in reversed(list(enumerate(kept))) if t.digest}
+    release = {t.digest: max(tuple(int(x) for x in m.groups()), (-1,)) for t in kept
+               if t.digest and (m := RELEASE.fullmatch(t.tag))}
+    for t in kept:
+        if t.digest and (m := RELEASE.fullmatch(t.tag)):
+            release[t.digest] = max(release[t.digest], tuple(int(x) for x in m.groups()))
+    return set(sorted(when, key=lambda x: (-when[x].timestamp(), tuple(-v for v in release.get(x, (-1,))),
+                                           first[x]))[:n])
 
 
 @settings(max_examples=400, deadline=None)
 @given(scenarios())
-def test_plan_prune_properties(case: tuple[list[T], Retention, set[str], set[str], set[str], set[str]]) -> None:
-    tags, policy, in_use, in_use_digests, lkg, interrupted = case
-    out = plan_prune(tags, policy, in_use, in_use_digests, NOW, last_known_good=lkg, interrupted=interrupted)
+def test_plan_prune_properties(
+        case: tuple[list[T], Retention, set[str], set[str], set[str], set[str], set[str]]) -> None:
+    tags, policy, in_use, in_use_digests, lkg, rollback, interrupted = case
+    out = plan_prune(tags, policy, in_use, in_use_digests, NOW, last_known_good=lkg, rollback_targets=rollback,
+                     interrupted=interrupted)
     assert sorted(x.tag for x in out) == sorted(t.tag for t in tags)  # one decision per tag
-    protected = in_use_digests | {x for x in lkg if ":" in x} | {
-        t.digest for t in tags if t.digest and (t.tag in in_use or t.tag in lkg)}
+    protected = in_use_digests | {x for x in lkg | rollback if ":" in x} | {
+        t.digest for t in tags if t.digest and (t.tag in in_use or t.tag in lkg or t.tag in rollback)}
     newest = _newest(tags, policy.keep_last, interrupted)
+    times = _order_times([t for t in tags if t.tag not in interrupted])
     for t, x in zip(sorted(tags, key=lambda t: t.tag), sorted(out, key=lambda x: x.tag), strict=True):
         if x.keep:
             continue
-        # never an in-use tag, a tag on an in-use digest (twins included), or a last known good
-        assert t.tag not in in_use and t.tag not in lkg and t.digest not in protected
+        # never an in-use tag, a tag on an in-use digest (twins included), a last known good or a rollback target
+        assert t.tag not in in_use | lkg | rollback and t.digest not in protected
         assert t.digest not in newest or t.tag in interrupted  # the keep_last newest images all stay
         if x.code == "expired":
-            assert t.digest and t.created and t.created.year >= 1980
+            assert t.digest and t.digest in times
+            assert not (BUILD.fullmatch(t.tag) and any(y.keep and y.digest == t.digest for y in out))
             assert not any(re.search(p, t.tag) for p in policy.keep_tags)
-            assert not policy.keep_days or NOW - t.created >= timedelta(days=policy.keep_days)
+            youngest = max(w for w in (times[t.digest], _meaningful(t.created)) if w)
+            assert not policy.keep_days or NOW - youngest >= timedelta(days=policy.keep_days)
         else:
             assert x.code == "interrupted" and t.tag in interrupted
+    # newest first: the decisions follow the ordering times
+    every = _order_times(tags)
+    ranked = [every[x.digest] for x in out if x.digest in every]
+    assert ranked == sorted(ranked, reverse=True)
     # idempotent: planning again over what stays drops nothing
     kept = [t for t in tags if by_tag(out)[t.tag].keep]
-    again = plan_prune(kept, policy, in_use, in_use_digests, NOW, last_known_good=lkg, interrupted=interrupted)
+    again = plan_prune(kept, policy, in_use, in_use_digests, NOW, last_known_good=lkg, rollback_targets=rollback,
+                       interrupted=interrupted)
     assert all(x.keep for x in again)
+
+
+REVISION = "deployment.kubernetes.io/revision"
+
+
+@dataclass(frozen=True)
+class Revision:
+    deployment: str
+    number: int
+    image: str  # by tag, by digest, or unqualified
+    ran: str | None  # the digest its pods ran (imageID)
+    cause: str | None  # a digest its change-cause names
+    replicas: int  # an old revision still running during a rollout has some
+
+
+@dataclass(frozen=True)
+class History:
+    tags: list[T]
+    revisions: list[Revision]
+    current: dict[str, int]
+    limits: dict[str, int | None]
+    keep: int
+    keep_last: int
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> History:
+    """Deployments with a ReplicaSet history whose images are tags or digests of one repository."""
+    names = draw(st.lists(NAMES, min_size=1, max_size=12, unique=True))
+    images = [d(i) for i in range(1, draw(st.integers(1, len(names))) + 1)]
+    known = HOURS.map(lambda h: NOW - timedelta(hours=h))
+    created = {dg: draw(st.one_of(known, known, st.just(None))) for dg in images}
+    tags = [T(n, dg, created[dg]) for n in names for dg in [images[draw(st.integers(0, len(images) - 1))]]]
+    digests = st.sampled_from([*images, d(10_001)])
+    image = st.one_of(st.sampled_from([*names, "gone"]).map(lambda n: f"{ALIAS}/app:{n}"),
+                      digests.map(lambda x: f"{ALIAS}/app@{x}"), st.sampled_from(names).map(lambda n: f"app:{n}"))
+    revisions: list[Revision] = []
+    current: dict[str, int] = {}
+    limits: dict[str, int | None] = {}
+    for dep in ("api", "worker")[:draw(st.integers(1, 2))]:
+        current[dep] = draw(st.integers(1, 12))
+        limits[dep] = draw(st.one_of(st.none(), st.integers(0, 6)))
+        retained = draw(st.sets(st.integers(1, current[dep] - 1), max_size=8)) if current[dep] > 1 else set()
+        for n in sorted(retained | {current[dep]}):
+            replicas = 1 if n == current[dep] else draw(st.sampled_from([0, 0, 0, 1]))
+            revisions.append(Revision(dep, n, draw(image), draw(st.one_of(st.none(), digests)),
+                                      draw(st.one_of(st.none(), digests)), replicas))
+    return History(tags, revisions, current, limits, draw(st.integers(0, 5)), draw(st.integers(0, 3)))
+
+
+def history_objects(h: History) -> list[dict[str, Any]]:
+    """The live Deployments, their ReplicaSets (the current one runs) and the pods that record a digest."""
+    objects: list[dict[str, Any]] = []
+    deps: dict[str, dict[str, Any]] = {}
+    for name, rev in h.current.items():
+        spec: dict[str, Any] = {} if h.limits[name] is None else {"revisionHistoryLimit": h.limits[name]}
+        deps[name] = workload("Deployment", name, "unused:x", spec=spec,
+                              metadata={"annotations": {REVISION: str(rev)}})
+        objects.append(deps[name])
+    for r in h.revisions:
+        rs = replicaset(deps[r.deployment], r.number, r.image, r.replicas, r.replicas)
+        if r.cause:
+            rs["metadata"]["annotations"]["kubernetes.io/change-cause"] = f"release app x ({r.cause}) from abc1234"
+        objects.append(rs)
+        if r.ran:
+            objects.append(workload("Pod", f"{rs['metadata']['name']}-pod", r.image, metadata={"ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs["metadata"]["name"],
+                 "uid": rs["metadata"]["uid"], "controller": True}]}, status={"containerStatuses": [
+                    {"name": "app", "imageID": f"{ALIAS}/app@{r.ran}"}]}))
+    return objects
+
+
+def expected_targets(h: History) -> list[Revision]:
+    """Oracle: per Deployment, the old revisions still running and the newest min(keep, revisionHistoryLimit)
+    scaled to zero; never the current one."""
+    out = []
+    for dep, current in h.current.items():
+        old = sorted((r for r in h.revisions if r.deployment == dep and r.number != current),
+                     key=lambda r: r.number, reverse=True)
+        limit = h.limits[dep]
+        out += [r for r in old if r.replicas]
+        out += [r for r in old if not r.replicas][:h.keep if limit is None else min(h.keep, limit)]
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories())
+def test_no_image_of_a_retained_rollback_target_is_ever_planned_for_deletion(h: History) -> None:
+    from kubeshape.actions.registries import RegistryState
+    from kubeshape.actions.usage import USAGE_KINDS
+    from kubeshape.inventory import RegistryRepo, RegistrySnapshot, TagInfo
+
+    repo = RegistryRepo(ALIAS, "app", {t.tag: TagInfo(t.tag, t.digest, 1, t.created) for t in h.tags})
+    snap = RegistrySnapshot({(ALIAS, "app"): repo}, NOW)
+    inv = Inventory(cluster=cluster_source(history_objects(h), listed=list(USAGE_KINDS)), registry=snap, now=NOW)
+    cfg = parse_config({"retention": [{"repository": "*", "keep_last": h.keep_last}]}, "test")
+    usage = compute_usage(inv, cfg, keep_rollback=h.keep)
+    [plan] = build_plan(RegistryState(snap, {}, [Target(ALIAS, ALIAS)]), usage, cfg, NOW).repos
+    targets = expected_targets(h)
+    names: set[str] = set()
+    pinned: set[str] = set()
+    for r in targets:
+        ref = r.image.rpartition("@")[2] if "@" in r.image else r.image.rpartition(":")[2]
+        (pinned if "@" in r.image else names).add(ref)
+        pinned |= {x for x in (r.ran, r.cause) if x}
+    named = {t.tag for t in h.tags if t.tag in names or t.digest in pinned}
+    pinned |= {t.digest for t in h.tags if t.tag in names and t.digest}  # and every tag on the same image
+    for x in plan.drops:
+        assert x.tag not in names and x.digest not in pinned, (x, targets)
+    labels = {w for where in plan.used_by.values() for w in where if w.startswith("rollback target of")}
+    assert labels <= {f"rollback target of homelab/{r.deployment} rev {r.number}" for r in targets}
+    for tag in named:  # a tag a target names by tag or digest says whose rollback target it is
+        assert any(w.startswith("rollback target of") for w in plan.used_by[tag]), (tag, plan.used_by)
 
 
 # -- usage and last known good -------------------------------------------------------------------------------

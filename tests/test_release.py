@@ -312,7 +312,7 @@ def test_release_pushes_edits_one_line_of_the_kustomization_and_commits(tmp_path
     ]
     assert git(root, "status", "--porcelain") == ""
     assert f"released {registry.host}/{repo}:{tag} ({digest})" in res.stdout
-    assert "Flux setter marker flux-system:family-assistant:tag: kept" in res.stdout
+    assert "a Flux image-policy marker (flux-system:family-assistant:tag): kept" in res.stdout
     assert "labelled the image config with org.opencontainers.image.revision" in res.stdout
 
 
@@ -444,8 +444,7 @@ def test_allow_dirty_releases_a_dirty_tag_that_is_flagged_untraceable(tmp_path: 
                                         oci_layout=layout(tmp_path / "l", image("dirty")),
                                         kustomization=root / "deploy" / "kustomization.yaml", allow_dirty=True),
                          reporter)
-    assert result.tag.tag == tag
-    assert not result.tag.traceable
+    assert result.plan.tag == tag and result.ok
     assert any("is NOT traceable" in w for w in reporter.warnings)
     assert "(dirty work tree, not traceable)" in git(root, "log", "-1", "--format=%s")
     assert git(root, "status", "--porcelain").strip() == "?? app/main.py"  # only the manifest was committed
@@ -638,8 +637,11 @@ def test_failed_release_is_rolled_back_in_git_and_in_the_cluster(tmp_path: Path,
     assert f"RELEASE FAILED: family-assistant:{bad_tag} on Deployment {ns}/{name}: deployment {name} exceeded its " \
            "progress deadline (8s)" in bad.stdout
     assert "ImagePullBackOff (family-assistant:" in bad.stdout
-    assert "ROLLED BACK: git revert" in bad.stdout and f"(deployment.yaml holds {good_image} again)" in bad.stdout
-    assert f"Deployment {ns}/{name} back to {good_image} (rollout complete)" in bad.stdout
+    revert = git(root, "rev-parse", "HEAD").strip()
+    assert f"ROLLED BACK to {good_image} (sha256:" in bad.stdout
+    rolled = next(ln for ln in bad.stdout.splitlines() if ln.startswith("ROLLED BACK"))
+    assert rolled.count(good_image) == 1 and "ROLLED BACK" not in bad.stderr  # stated once, on one stream
+    assert f": git {revert[:12]} reverts " in rolled and f"Deployment {ns}/{name} rollout complete" in rolled
     assert "rollout [" in bad.stderr  # the progress display
     assert f"Flux image automation is active (ImageUpdateAutomation {ns}/family-assistant): it will promote " \
            f"{bad_tag} again unless paused" in bad.stdout
@@ -654,7 +656,8 @@ def test_failed_release_is_rolled_back_in_git_and_in_the_cluster(tmp_path: Path,
     dep = deployment(cluster, ns, name)
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == good_image
     assert rolled_out(dep)
-    assert dep["metadata"]["annotations"][CHANGE_CAUSE] == f"rollback to {good_tag} after failed release {bad_tag}"
+    assert re.fullmatch(rf"rollback to {good_tag} \(sha256:[0-9a-f]{{64}}\) after failed release {bad_tag}",
+                        dep["metadata"]["annotations"][CHANGE_CAUSE])
 
     hist = run_cli("history", name, "-n", ns, *kube, "-o", "json")
     doc = orjson.loads(hist.stdout)
@@ -684,14 +687,29 @@ def test_without_commit_the_file_is_restored_and_without_rollback_the_fix_is_pri
 
     res = run_cli(*args, "--no-commit", "--rollback-on-failure")
     assert res.code == 1, (res.error, res.stdout)
-    assert "ROLLED BACK: deploy.yaml restored (nothing had been committed)" in res.stdout
+    assert f"ROLLED BACK to {registry.host}/{repo}:1.0.0: deploy.yaml restored, nothing committed or staged; " \
+           f"Deployment {ns}/{name} rollout complete" in res.stdout
     assert (root / "deploy.yaml").read_text() == text and git(root, "status", "--porcelain") == ""
     assert git(root, "rev-list", "--count", "HEAD").strip() == "1"
     wait_for(lambda: rolled_out(deployment(cluster, ns, name)), 30, "rolled back")
 
     res = run_cli(*args)
     assert res.code == 1, (res.error, res.stdout)
-    assert f"not rolled back: re-run with --rollback-on-failure, or `git revert {head(root)[:12]}` and set " \
-           f"{ns}/{name} back to {registry.host}/{repo}:1.0.0" in res.stdout
+    release_commit = head(root)
+    assert f"  left: git: commit {release_commit[:12]} (release app " in res.stdout
+    assert f"  left: cluster: Deployment {ns}/{name} set to app:" in res.stdout
+    assert f"not rolled back: `kubeshape release --abort` undoes it (back to {registry.host}/{repo}:1.0.0), " \
+           "`kubeshape release --resume` continues it" in res.stdout
     dep = deployment(cluster, ns, name)
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"].startswith("app:")
+
+    again = run_cli(*args)  # the journal stands until the release is resumed or aborted
+    assert again.code == 2 and "kubeshape release --abort" in str(again.error)
+    aborted = run_cli("release", str(root), "--abort")
+    assert aborted.code == 0, (aborted.error, aborted.stdout)
+    assert f"ROLLED BACK to {registry.host}/{repo}:1.0.0" in aborted.stdout
+    assert (root / "deploy.yaml").read_text() == text and git(root, "status", "--porcelain") == ""
+    assert f"This reverts commit {release_commit}." in git(root, "log", "-1", "--format=%b")
+    dep = deployment(cluster, ns, name)
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == f"{registry.host}/{repo}:1.0.0"
+    assert rolled_out(dep)

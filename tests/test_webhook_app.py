@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,6 +20,7 @@ from kubeshape.registry.client import RegistryClient
 from kubeshape.registry.image import build_image, push_image
 from testbed.registry import Registry
 from tests.asgi import call
+from tests.servers import silent_server
 
 PRIVATE = parse_config({"registries": {"private": ["100.81.76.55:30500"]}}, "test")
 
@@ -132,28 +131,8 @@ def test_budget_follows_the_apiservers_timeout() -> None:
 @pytest.fixture()
 def silent_registry() -> Iterator[str]:
     """A registry host that accepts connections and never answers (a hung registry on loopback)."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(srv.accept()[0])
-            except OSError:
-                continue
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    yield f"127.0.0.1:{srv.getsockname()[1]}"
-    stop.set()
-    t.join()
-    for s in held:
-        s.close()
-    srv.close()
+    with silent_server() as host:
+        yield host
 
 
 def test_a_hung_registry_is_skipped_with_a_warning_inside_the_budget(silent_registry: str) -> None:

@@ -63,14 +63,14 @@ def _repo_plan(repo: RegistryRepo, reach: str, cfg: Config, usage: Usage, interr
                now: datetime) -> RepoPlan:
     uses = usage.of(repo.host, repo.name)
     tags = list(repo.tags.values())
-    good = set(uses.last_good)
     policy = cfg.retention_for(repo.host, repo.name)
     decisions = plan_prune(tags, policy, {t for t, w in uses.tags.items() if w},
-                           {d for d, w in uses.digests.items() if w}, now, last_known_good=good,
-                           interrupted=interrupted)
-    used_by = {t.tag: uses.used_by(t) + uses.good_for(t) for t in tags}
+                           {d for d, w in uses.digests.items() if w}, now, last_known_good=set(uses.last_good),
+                           rollback_targets=set(uses.rollback), interrupted=interrupted)
+    used_by = {t.tag: uses.everything_for(t) for t in tags}
     held = {t.digest for t in tags}
-    untagged = sorted(d for d, w in uses.digests.items() if w and d not in held)
+    pinned = [d for d, w in uses.digests.items() if w] + [x for x in (*uses.last_good, *uses.rollback) if ":" in x]
+    untagged = sorted({d for d in pinned if d not in held})
     return RepoPlan(repo.host, reach, repo.name, policy, decisions, repo.tags, used_by, untagged)
 
 

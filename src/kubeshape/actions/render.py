@@ -7,6 +7,7 @@ from typing import Any
 
 from kubeshape.actions.prune import GC_COMMAND, ApplyResult, Outcome, PrunePlan, RepoPlan
 from kubeshape.actions.retention import Decision
+from kubeshape.actions.usage import Usage
 from kubeshape.registry.models import format_created
 from kubeshape.timeutil import format_time
 from kubeshape.usage import human_bytes
@@ -55,6 +56,28 @@ def _rows(p: RepoPlan, decisions: list[Decision], with_usage: bool) -> list[list
     return rows
 
 
+def usage_json(u: Usage) -> dict[str, Any]:
+    """What usage was checked against, its gaps, last known good images and rollback targets."""
+    return {"checked": u.checked, "gaps": u.gaps,
+            "last_known_good": [{"workload": g.workload, "revision": g.revision, "images": list(g.images),
+                                 "proven": g.proven} for g in u.last_good],
+            "keep_rollback_targets": u.keep_rollback,
+            "rollback_targets": [t.as_dict() for t in u.rollback]}
+
+
+def rollback_lines(u: Usage) -> list[str]:
+    """How many old revisions per Deployment stay as rollback targets (when a cluster was read)."""
+    if not any(c.startswith("cluster ") for c in u.checked):
+        return []
+    if not u.keep_rollback:
+        return ["Rollback targets: none kept (--keep-rollback-targets 0): only what runs and last known good "
+                "images stay"]
+    found = len(u.rollback)
+    return [f"Rollback targets: the images of the newest {u.keep_rollback} old revisions of each Deployment "
+            f"(fewer if its revisionHistoryLimit is lower) stay: {found} revision{'' if found == 1 else 's'} "
+            "(--keep-rollback-targets N)"]
+
+
 def _usage_lines(plan: PrunePlan) -> list[str]:
     u = plan.usage
     if not u.checked:
@@ -62,7 +85,7 @@ def _usage_lines(plan: PrunePlan) -> list[str]:
                 "nothing is known to be in use (--apply then needs --no-usage-check)."]
     lines = [f"Usage checked against: {', '.join(u.checked)}"]
     lines += [f"  incomplete: {g}" for g in u.gaps]
-    return lines
+    return [*lines, *rollback_lines(u)]
 
 
 def plan_text(plan: PrunePlan, *, apply: bool) -> list[str]:
@@ -130,9 +153,7 @@ def plan_json(plan: PrunePlan, result: ApplyResult | None, *, apply: bool) -> di
         "command": "registry prune",
         "mode": "apply" if apply else "dry-run",
         "generatedAt": format_created(plan.now.replace(microsecond=0)),
-        "usage": {"checked": plan.usage.checked, "gaps": plan.usage.gaps,
-                  "last_known_good": [{"workload": g.workload, "revision": g.revision, "images": list(g.images),
-                                       "proven": g.proven} for g in plan.usage.last_good]},
+        "usage": usage_json(plan.usage),
         "repositories": [{
             "host": p.host, "reach": p.reach, "name": p.name, "policy": p.policy.model_dump(),
             "drop": [d.tag for d in p.drops], "keep": [d.tag for d in p.keeps],

@@ -5,12 +5,14 @@ Every tag gets exactly one decision; the first rule that applies wins:
 1. ``in-use``          the cluster or the repo references the tag;
 2. ``in-use-digest``   an image reference pins its digest, or it shares the digest of an in-use tag;
 3. ``last-known-good`` it is (or shares the digest of) a workload's last known good image;
-4. ``interrupted``     DROP: a throw-away manifest left by an interrupted ``prune --apply``;
-5. ``digest-unknown`` / ``age-unknown``: kept, nothing proves it is safe to drop;
-6. ``keep-tags``       it matches a ``keep_tags`` regex (``re.search``);
-7. ``keep-days``       its image is younger than ``keep_days`` days;
-8. ``keep-last``       its image is one of the ``keep_last`` newest images (distinct digests, by ``created``);
-9. ``expired``         DROP: none of the above.
+4. ``rollback-target`` it is (or shares the digest of) an image of a Deployment's retained old revision;
+5. ``interrupted``     DROP: a throw-away manifest left by an interrupted ``prune --apply``;
+6. ``digest-unknown`` / ``age-unknown``: kept, nothing proves it is safe to drop;
+7. ``keep-tags``       it matches a ``keep_tags`` regex (``re.search``);
+8. ``keep-days``       its image is younger than ``keep_days`` days;
+9. ``keep-last``       its image is one of the ``keep_last`` newest images (distinct digests, ``ordering``);
+10. ``expired``        DROP: none of the above, unless it is a build tag whose image stays for another tag
+    (``dates-kept-image``: its commit time is what orders that image).
 """
 
 from __future__ import annotations
@@ -18,23 +20,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
-# Reproducible builds (ko, bazel, nix, SOURCE_DATE_EPOCH=0) stamp 1970: such a time says nothing about age.
-MEANINGFUL_SINCE = datetime(1980, 1, 2, tzinfo=UTC)
+from kubeshape.actions.ordering import TagLike, build_time, image_times, known_created, newest_first
+
 DROP_CODES = frozenset({"interrupted", "expired"})
-
-
-class TagLike(Protocol):
-    """What ``plan_prune`` reads of a tag (``inventory.TagInfo`` fits)."""
-
-    @property
-    def tag(self) -> str: ...
-    @property
-    def digest(self) -> str | None: ...
-    @property
-    def created(self) -> datetime | None: ...
 
 
 class PolicyLike(Protocol):
@@ -60,50 +51,55 @@ class Decision:
     reason: str
 
 
-def known_created(created: datetime | None) -> datetime | None:
-    """``created`` when it says something about age, else None (missing, or a reproducible-build epoch)."""
-    return created if created is not None and created >= MEANINGFUL_SINCE else None
-
-
 def _images(n: int) -> str:
     return f"{n} image" if n == 1 else f"{n} images"
 
 
 def _newest_images(tags: Sequence[TagLike], n: int, skip: set[str]) -> dict[str, int]:
-    """Digest → rank (1 = newest) of the ``n`` newest images by created (ties: by digest)."""
-    images: dict[str, datetime] = {}
-    for t in tags:
-        when = known_created(t.created)
-        if t.digest and when is not None and t.tag not in skip:
-            images[t.digest] = max(when, images.get(t.digest, when))
-    ordered = sorted(images, key=lambda d: (-images[d].timestamp(), d))
+    """Digest → rank (1 = newest) of the ``n`` newest images (``ordering.image_times``; ties: given order)."""
+    kept = [t for t in tags if t.tag not in skip]
+    times = image_times(kept)
+    ordered: list[str] = []
+    for t in newest_first([t for t in kept if t.digest in times]):
+        if t.digest and t.digest not in ordered:
+            ordered.append(t.digest)
     return {d: i + 1 for i, d in enumerate(ordered[:n])}
 
 
+def _age(t: TagLike, times: dict[str, datetime]) -> datetime | None:
+    """The newest usable time of ``t``'s image (ordering time or ``created``): keep_days never drops a fresh
+    rebuild of an old commit."""
+    found = [w for w in (times.get(t.digest) if t.digest else build_time(t.tag), known_created(t.created)) if w]
+    return max(found) if found else None
+
+
 def plan_prune(tags: Iterable[TagLike], policy: PolicyLike, in_use: set[str], in_use_digests: set[str],
-               now: datetime, *, last_known_good: Iterable[str] = (),
+               now: datetime, *, last_known_good: Iterable[str] = (), rollback_targets: Iterable[str] = (),
                interrupted: Iterable[str] = ()) -> list[Decision]:
-    """Decide every tag of one repository (newest first).
+    """Decide every tag of one repository (newest first, ``ordering.newest_first``).
 
     ``in_use``: tags the cluster or repo references; ``in_use_digests``: digests they reference or run.
     ``last_known_good``: tags or digests (``algo:hex``) of workloads' last known good images.
+    ``rollback_targets``: tags or digests of the images of Deployments' retained old revisions.
     ``interrupted``: tags that hold a throw-away manifest of an interrupted delete.
     """
     tags = list(tags)
     lkg = set(last_known_good)
+    rollback = set(rollback_targets)
     leftovers = set(interrupted)
     used_digests = set(in_use_digests) | {t.digest for t in tags if t.tag in in_use and t.digest}
     good_digests = {x for x in lkg if ":" in x} | {t.digest for t in tags if t.tag in lkg and t.digest}
+    rollback_digests = {x for x in rollback if ":" in x} | {t.digest for t in tags if t.tag in rollback and t.digest}
     twin_of = {t.digest: t.tag for t in sorted(tags, key=lambda t: t.tag, reverse=True) if t.tag in in_use and t.digest}
     patterns = [re.compile(p) for p in policy.keep_tags]
     newest = _newest_images(tags, policy.keep_last, leftovers)
+    times = image_times([t for t in tags if t.tag not in leftovers])
     max_age = timedelta(days=policy.keep_days)
 
     def decide(t: TagLike) -> Decision:
         def keep(code: str, reason: str) -> Decision:
             return Decision(t.tag, t.digest, t.created, True, code, reason)
 
-        when = known_created(t.created)
         if t.tag in in_use:
             return keep("in-use", "in use")
         if t.digest in used_digests:
@@ -111,17 +107,20 @@ def plan_prune(tags: Iterable[TagLike], policy: PolicyLike, in_use: set[str], in
             return keep("in-use-digest", f"same image as in-use tag {twin}" if twin else "in use by digest")
         if t.tag in lkg or t.digest in good_digests:
             return keep("last-known-good", "last known good of a workload")
+        if t.tag in rollback or t.digest in rollback_digests:
+            return keep("rollback-target", "rollback target of a Deployment")
         if t.tag in leftovers:
             return Decision(t.tag, t.digest, t.created, False, "interrupted",
                             "throw-away manifest of an interrupted prune")
         if not t.digest:
             return keep("digest-unknown", "digest unknown")
-        if when is None:
-            return keep("age-unknown", "no usable created time: age unknown")
+        age = _age(t, times)
+        if age is None:
+            return keep("age-unknown", "no build tag time and no usable created time: age unknown")
         for p in patterns:
             if p.search(t.tag):
                 return keep("keep-tags", f"matches keep_tags '{p.pattern}'")
-        if policy.keep_days and now - when < max_age:
+        if policy.keep_days and now - age < max_age:
             return keep("keep-days", f"younger than {policy.keep_days} days")
         if t.digest in newest:
             return keep("keep-last", f"one of the newest {_images(policy.keep_last)} (#{newest[t.digest]})")
@@ -130,8 +129,15 @@ def plan_prune(tags: Iterable[TagLike], policy: PolicyLike, in_use: set[str], in
             why += f", older than {policy.keep_days} days"
         return Decision(t.tag, t.digest, t.created, False, "expired", why)
 
-    def order(t: TagLike) -> tuple[bool, float, str]:
-        when = known_created(t.created)
-        return (when is None, -when.timestamp() if when else 0.0, t.tag)
+    decisions = [decide(t) for t in newest_first(tags)]
+    stays = {x.digest: x.tag for x in reversed(decisions) if x.keep and x.digest}
 
-    return [decide(t) for t in sorted(tags, key=order)]
+    def dates_kept_image(x: Decision) -> Decision:
+        # Dropping it would free nothing and make the image look as new as its config says: the next plan
+        # could then rank it among the newest and drop an image this plan keeps.
+        if x.code == "expired" and x.digest in stays and build_time(x.tag) is not None:
+            return Decision(x.tag, x.digest, x.created, True, "dates-kept-image",
+                            f"its commit time dates an image that stays (tag {stays[x.digest]})")
+        return x
+
+    return [dates_kept_image(x) for x in decisions]

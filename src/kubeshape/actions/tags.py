@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kubeshape.actions.ordering import newest_first
 from kubeshape.actions.registries import RegistryState
-from kubeshape.actions.render import short, table
-from kubeshape.actions.retention import known_created
+from kubeshape.actions.render import rollback_lines, short, table, usage_json
 from kubeshape.actions.usage import Usage
 from kubeshape.config import Config
 from kubeshape.engine import run
@@ -25,14 +25,9 @@ class RepoListing:
     host: str
     reach: str
     name: str
-    tags: list[TagInfo]  # newest first; unknown created last
+    tags: list[TagInfo]  # newest first (actions.ordering); unknown time last
     used_by: dict[str, list[str]]
     follows_scheme: dict[str, bool]
-
-
-def _newest_first(t: TagInfo) -> tuple[bool, float, str]:
-    when = known_created(t.created)
-    return (when is None, -when.timestamp() if when else 0.0, t.tag)
 
 
 def build_listing(state: RegistryState, usage: Usage, cfg: Config) -> list[RepoListing]:
@@ -40,9 +35,8 @@ def build_listing(state: RegistryState, usage: Usage, cfg: Config) -> list[RepoL
     out = []
     for (host, name), repo in sorted(state.snapshot.repos.items()):
         uses = usage.of(host, name)
-        tags = sorted(repo.tags.values(), key=_newest_first)
-        out.append(RepoListing(host, state.reach(host), name, tags,
-                               {t.tag: uses.used_by(t) + uses.good_for(t) for t in tags},
+        tags = newest_first(list(repo.tags.values()))
+        out.append(RepoListing(host, state.reach(host), name, tags, {t.tag: uses.everything_for(t) for t in tags},
                                {t.tag: bool(pattern.search(t.tag)) for t in tags}))
     return out
 
@@ -54,7 +48,7 @@ def family4_findings(inv: Inventory, cfg: Config) -> list[Finding]:
 
 def listing_text(listing: list[RepoListing], findings: list[Finding], usage: Usage) -> list[str]:
     checked = ", ".join(usage.checked) if usage.checked else "nothing (give --repo, --bundle or --kubeconfig/--context)"
-    lines = [f"Usage checked against: {checked}"]
+    lines = [f"Usage checked against: {checked}", *rollback_lines(usage)]
     for r in listing:
         via = f" (via {r.reach})" if r.reach != r.host else ""
         images = {t.digest for t in r.tags if t.digest}
@@ -77,9 +71,7 @@ def listing_json(listing: list[RepoListing], findings: list[Finding], usage: Usa
     return {
         "version": 1,
         "command": "registry tags",
-        "usage": {"checked": usage.checked, "gaps": usage.gaps,
-                  "last_known_good": [{"workload": g.workload, "revision": g.revision, "images": list(g.images),
-                                       "proven": g.proven} for g in usage.last_good]},
+        "usage": usage_json(usage),
         "repositories": [{
             "host": r.host, "reach": r.reach, "name": r.name,
             "tags": [{"tag": t.tag, "digest": t.digest, "created": format_created(t.created), "size": t.size,

@@ -53,6 +53,10 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="kubeshap
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="text or json.")]
 TimeoutOpt = Annotated[str, typer.Option("--request-timeout", "--timeout", help="How long one request may take, "
                                           "retries included: 30s, 1m, 500ms, or seconds; 0 waits forever.")]
+KeepRollbackOpt = Annotated[int | None, typer.Option(
+    "--keep-rollback-targets", metavar="N",
+    help="Scaled-down old revisions per Deployment whose images stay as rollback targets (fewer if its "
+         "revisionHistoryLimit is lower); 0 keeps only what runs. Default: thresholds.keep_replicasets (3).")]
 
 
 def main() -> None:
@@ -116,9 +120,11 @@ def _load_usage_sources(repo_dir: Path | None, bundle: Path | None, kubeconfig: 
 
 def _gather(registry: list[str] | None, insecure: bool, repository: list[str] | None, repo_dir: Path | None,
             bundle: Path | None, kubeconfig: Path | None, context: str | None, config: Path | None,
-            request_timeout: str) -> tuple[Config, RegistryState, Inventory, Usage]:
+            request_timeout: str, keep_rollback: int | None) -> tuple[Config, RegistryState, Inventory, Usage]:
     from kubeshape.cli.live import parse_request_timeout
 
+    if keep_rollback is not None and keep_rollback < 0:
+        raise InputError(f"--keep-rollback-targets {keep_rollback}: expected 0 or more old revisions per Deployment")
     timeout = parse_request_timeout(request_timeout)
     cfg, _ = load_config(config, repo_dir or Path.cwd())
     targets = _default_targets(registry, repository, cfg)
@@ -129,18 +135,18 @@ def _gather(registry: list[str] | None, insecure: bool, repository: list[str] | 
         state = read_registries(targets, insecure=insecure, repositories=names or None,
                                 timeout=cast(float, timeout))
     inv = Inventory(repo=repo, cluster=cluster, registry=state.snapshot, now=datetime.now(UTC))
-    return cfg, state, inv, compute_usage(inv, cfg)
+    return cfg, state, inv, compute_usage(inv, cfg, keep_rollback=keep_rollback)
 
 
 @app.command("tags")
 def tags(registry: RegistryOpt = None, insecure: InsecureOpt = False, repository: RepositoryOpt = None,
          repo: RepoOpt = None, bundle: BundleOpt = None, kubeconfig: KubeconfigOpt = None,
          context: ContextOpt = None, config: ConfigOpt = None, output: OutputOpt = Output.text,
-         timeout: TimeoutOpt = "30s") -> None:
-    """List every tag per repository and where it is used. Also: digest, created, size, tag scheme, and the
-    KS401-KS404 findings."""
+         timeout: TimeoutOpt = "30s", keep_rollback_targets: KeepRollbackOpt = None) -> None:
+    """List every tag per repository and where it is used. Also: digest, created, size, tag scheme, which
+    Deployment revisions it is a rollback target of, and the KS401-KS404 findings."""
     cfg, state, inv, usage = _gather(registry, insecure, repository, repo, bundle, kubeconfig, context, config,
-                                     timeout)
+                                     timeout, keep_rollback_targets)
     try:
         listing = build_listing(state, usage, cfg)
         findings = family4_findings(inv, cfg)
@@ -167,21 +173,21 @@ def prune(
     registry: RegistryOpt = None, insecure: InsecureOpt = False, repository: RepositoryOpt = None,
     repo: RepoOpt = None, bundle: BundleOpt = None, kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None, config: ConfigOpt = None, output: OutputOpt = Output.text,
-    timeout: TimeoutOpt = "30s",
+    timeout: TimeoutOpt = "30s", keep_rollback_targets: KeepRollbackOpt = None,
     apply: Annotated[bool, typer.Option("--apply", help="Delete the tags the plan drops (default: dry run).")]
     = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (the default).")] = False,
     no_usage_check: Annotated[bool, typer.Option(NO_USAGE_FLAG, help="Allow --apply without a cluster or repo "
                                                  "to tell which tags are in use.")] = False,
 ) -> None:
-    """Plan tag deletion by the retention policy. With --apply, delete the tags the plan drops; tags in use are
-    never deleted."""
+    """Plan tag deletion by the retention policy. With --apply, delete the tags the plan drops; tags in use and
+    the images of rollback targets are never deleted."""
     if apply and dry_run:
         raise InputError("--apply and --dry-run exclude each other")
     if apply and not no_usage_check and not (repo or bundle or kubeconfig or context):
         _refuse_unknown_usage(Usage())
     cfg, state, _, usage = _gather(registry, insecure, repository, repo, bundle, kubeconfig, context, config,
-                                   timeout)
+                                   timeout, keep_rollback_targets)
     try:
         if apply and not no_usage_check:
             _refuse_unknown_usage(usage)

@@ -15,8 +15,16 @@ from rich.status import Status
 from kubeshape.errors import InputError
 from kubeshape.release import history as hist
 from kubeshape.release.kube import Kube
-from kubeshape.release.rollback import Target
-from kubeshape.release.workflow import EXIT_ROLLOUT_FAILED, ReleaseOptions, ReleaseResult, run_release
+from kubeshape.release.plan import Target
+from kubeshape.release.transaction import ABORT, RESUME
+from kubeshape.release.workflow import (
+    EXIT_ROLLOUT_FAILED,
+    ReleaseOptions,
+    ReleaseResult,
+    abort_release,
+    resume_release,
+    run_release,
+)
 from kubeshape.ui import err_console
 
 
@@ -52,57 +60,67 @@ class _Reporter:
 
 
 def _summary(result: ReleaseResult, out: Console) -> None:
+    """What happened, on stdout: released, rolled back to the last known good, or what was left."""
+
     def say(text: str) -> None:
         out.print(text, highlight=False, soft_wrap=True, markup=False)
 
     digest = f" ({result.digest})" if result.digest else ""
-    failed = [(t, o) for t, o in zip(result.targets, result.outcomes, strict=False) if not o.ok]
-    if failed:
-        for t, o in failed:
-            problem = f" -- {o.problems[0]}" if o.problems else ""
-            say(f"RELEASE FAILED: {result.image} on Deployment {t.namespace}/{t.name}: {o.message}{problem}")
+    if result.ok:
+        say(f"{'released and rolled out' if result.outcomes else 'released'} {result.image}{digest}")
     else:
-        verb = "released and rolled out" if result.outcomes else "released"
-        say(f"{verb} {result.image}{digest}")
-    if result.commit:
+        sep = " " if result.failure and result.failure.startswith("on Deployment") else ": "
+        say(f"RELEASE FAILED: {result.image}{sep}{result.failure}")
+    if result.commit and not result.rolled_back:
         say(f"  commit {result.commit[:12]}")
-    for t in result.targets:
-        watched = "" if result.outcomes else " (not watched: `kubectl rollout status` follows it)"
-        say(f"  Deployment {t.namespace}/{t.name}: {', '.join(f'{c}={i}' for c, i in t.after.items())}{watched}")
-    if result.edit is not None and result.edit.changed:
-        for line in result.edit.diff().splitlines():
-            if line.startswith(("+", "-")) and not line.startswith(("+++", "---")):
-                say(f"  {line}")
-    if result.rolled_back:
-        manifest = result.edit.path.name if result.edit else "the manifest"
-        if result.revert_commit:
-            git = (f"git revert {result.revert_commit[:12]} undoes {result.commit[:12] if result.commit else ''} "
-                   f"({manifest} holds {result.edit.image_before if result.edit else 'the previous image'} again)")
-        elif result.commit:
-            git = "git NOT reverted (see the note below)"
-        else:
-            git = f"{manifest} restored (nothing had been committed)"
-        cluster = "; ".join(f"Deployment {t.namespace}/{t.name} back to {', '.join(sorted(set(t.before.values())))}"
-                            f" ({_rollback_state(t)})" for t in result.targets)
-        say(f"ROLLED BACK: {git}; {cluster}")
-    elif failed:
-        t = failed[0][0]
-        say("  not rolled back: re-run with --rollback-on-failure, or `git revert "
-            f"{result.commit[:12] if result.commit else '<commit>'}` and set {t.namespace}/{t.name} back to "
-            f"{', '.join(sorted(set(t.before.values())))}")
+    if result.ok:
+        for t in result.targets:
+            watched = "" if result.outcomes else " (not watched: `kubectl rollout status` follows it)"
+            say(f"  Deployment {t.namespace}/{t.name}: {', '.join(f'{c}={i}' for c, i in t.after.items())}"
+                f"{watched}")
+        if result.edit is not None and result.edit.changed:
+            for line in result.edit.diff().splitlines():
+                if line.startswith(("+", "-")) and not line.startswith(("+++", "---")):
+                    say(f"  {line}")
+    elif result.rolled_back:
+        say(_rolled_back(result))
+    else:
+        for line in result.left:
+            say(f"  left: {line}")
+        say(f"  not rolled back: `{ABORT}` undoes it (back to "
+            f"{result.plan.lkg_image or 'the previous images'}), `{RESUME}` continues it")
     for note in result.notes:
         say(f"  note: {note}")
 
 
+def _rolled_back(result: ReleaseResult) -> str:
+    """One line naming the image git and the cluster are back on, once."""
+    plan = result.plan
+    image = plan.lkg_image or (result.edit.image_before if result.edit else "the previous image")
+    digest = f" ({plan.lkg_digest})" if plan.lkg_digest else ""
+    manifest = result.edit.path.name if result.edit else "the manifest"
+    if result.revert_commit:
+        git = f"git {result.revert_commit[:12]} reverts {result.commit[:12] if result.commit else 'the release'}"
+    elif result.commit:
+        git = "git NOT reverted (see the note below)"
+    elif result.edit is not None and result.edit.changed:
+        git = f"{manifest} restored, nothing committed or staged"
+    else:
+        git = "git untouched"
+    cluster = "; ".join(f"Deployment {t.namespace}/{t.name} {_rollback_state(t)}" for t in result.targets)
+    return f"ROLLED BACK to {image}{digest}: {git}" + (f"; {cluster}" if cluster else "")
+
+
 def _rollback_state(t: Target) -> str:
     if t.rollback is None:
-        return "not watched"
+        return "rollback not watched"
     return "rollout complete" if t.rollback.ok else f"ROLLBACK ROLLOUT FAILED: {t.rollback.message}"
 
 
 def release(
-    image: Annotated[str, typer.Option("--image", metavar="REGISTRY/REPO",
-                                       help="Repository to release to, without a tag (the tag comes from git).")],
+    image: Annotated[str | None, typer.Option("--image", metavar="REGISTRY/REPO",
+                                              help="Repository to release to, without a tag (the tag comes from "
+                                                   "git).")] = None,
     path: Annotated[Path, typer.Argument(metavar="PATH", help="Build context inside the git repository.")] = Path("."),
     push: Annotated[bool, typer.Option("--push", help="Build (or copy) and push the image under the tag.")] = False,
     from_image: Annotated[str | None, typer.Option("--from-image", metavar="REF",
@@ -121,8 +139,9 @@ def release(
     watch: Annotated[bool, typer.Option("--watch", help="Follow the rollout (kubectl rules, progress "
                                                         "deadline).")] = False,
     rollback_on_failure: Annotated[bool, typer.Option("--rollback-on-failure",
-                                                      help="On a failed rollout: git revert and restore the "
-                                                           "previous image in the cluster.")] = False,
+                                                      help="On any failure after a change (rollout, 403, "
+                                                           "--timeout, SIGINT): git revert and set the cluster "
+                                                           "back, both to the last known good.")] = False,
     kubeconfig: Annotated[Path | None, typer.Option("--kubeconfig", dir_okay=False,
                                                     help="Update the live Deployment through this "
                                                          "kubeconfig.")] = None,
@@ -136,19 +155,53 @@ def release(
     allow_unqualified: Annotated[bool, typer.Option("--allow-unqualified",
                                                     help="Accept an --image without registry (not "
                                                          "recommended).")] = False,
+    timeout: Annotated[float | None, typer.Option("--timeout", metavar="SECONDS",
+                                                  help="Bound each registry operation (retries included) and the "
+                                                       "rollout watch.")] = None,
+    registry: Annotated[str | None, typer.Option("--registry", metavar="REACH=NAME",
+                                                 help="Push through REACH (e.g. a port-forward) to the registry "
+                                                      "--image names NAME; NAME goes into the manifest.")] = None,
+    adopt_live: Annotated[bool, typer.Option("--adopt-live", help="Live image differs from the file's: commit the "
+                                                                  "live one into the file first, then "
+                                                                  "release.")] = False,
+    from_file: Annotated[bool, typer.Option("--from-file", help="Live image differs from the file's: the file is "
+                                                                "the truth, release from it.")] = False,
+    abort: Annotated[bool, typer.Option("--abort", help="Undo the unfinished release recorded in the repository "
+                                                        "at PATH (back to the last known good).")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the unfinished release recorded in the "
+                                                          "repository at PATH.")] = False,
 ) -> None:
-    """Release from git: tag, push, update the manifest, deploy. In order: tag from git, push, verify, update the
-    manifest, commit, deploy, watch the rollout, roll back on failure."""
-    opts = ReleaseOptions(image=image, path=path, push=push, from_image=from_image, oci_layout=oci_layout,
-                          manifest=manifest, kustomization=kustomization, container=container, commit=commit,
-                          watch=watch, rollback_on_failure=rollback_on_failure, kubeconfig=kubeconfig,
-                          context=context, namespace=namespace, insecure_registry=insecure_registry,
-                          allow_dirty=allow_dirty, allow_unqualified=allow_unqualified)
+    """Release from git: tag, push, update the manifest, deploy. In order: preflight (permissions, registry,
+    clean file, drift), push, verify, update the manifest, commit, deploy, watch the rollout. Every step is
+    journaled under .git/kubeshape/; a failure after a change is rolled back to the last known good
+    (--rollback-on-failure) or left as printed, undone by --abort or continued by --resume.
+
+    Exit codes: 0 released (or --abort completed), 1 release failed (rolled back, or left as printed),
+    2 input or state error (nothing changed), 3 a cluster or registry unreachable (nothing changed)."""
     reporter = _Reporter(err_console())
     try:
-        result = run_release(opts, reporter)
+        if abort or resume:
+            if abort and resume:
+                raise InputError("--abort and --resume: give one")
+            if image is not None:
+                raise InputError("--abort/--resume act on the release the journal records: drop --image")
+            result = (abort_release if abort else resume_release)(path, reporter)
+        else:
+            if image is None:
+                raise InputError("--image REGISTRY/REPO is required (or --abort/--resume an unfinished release)")
+            opts = ReleaseOptions(image=image, path=path, push=push, from_image=from_image, oci_layout=oci_layout,
+                                  manifest=manifest, kustomization=kustomization, container=container,
+                                  commit=commit, watch=watch, rollback_on_failure=rollback_on_failure,
+                                  kubeconfig=kubeconfig, context=context, namespace=namespace,
+                                  insecure_registry=insecure_registry, allow_dirty=allow_dirty,
+                                  allow_unqualified=allow_unqualified, timeout=timeout, registry=registry,
+                                  adopt_live=adopt_live, from_file=from_file)
+            result = run_release(opts, reporter)
     finally:
         reporter._stop()
+    if abort and result.rolled_back:
+        _summary(result, Console(soft_wrap=True))
+        raise typer.Exit(0)
     _summary(result, Console(soft_wrap=True))
     raise typer.Exit(0 if result.ok else EXIT_ROLLOUT_FAILED)
 

@@ -94,7 +94,10 @@ class GitRepo:
         """Commit ``path`` alone (other staged changes stay staged); returns the new HEAD SHA."""
         rel = self.rel(path)
         self.git("add", "--", rel)
-        self.git("commit", "--quiet", "-m", message, "--only", "--", rel)
+        try:
+            self.git("commit", "--quiet", "-m", message, "--only", "--", rel)
+        except GitError as exc:  # a hook refused it: say so (the caller restores the file and unstages it)
+            raise GitError(f"git commit of {rel} failed (a hook or git itself refused it): {exc}") from None
         return self.git("rev-parse", "HEAD").strip()
 
     def revert(self, sha: str, message: str) -> str:
@@ -106,6 +109,10 @@ class GitRepo:
             raise
         self.git("commit", "--quiet", "-m", message)
         return self.git("rev-parse", "HEAD").strip()
+
+    def git_quiet(self, *args: str) -> None:
+        """Run git, ignoring failure (clean-up after a failed command)."""
+        _run(self.root, *args, check=False)
 
     def head(self) -> str:
         return self.git("rev-parse", "HEAD").strip()

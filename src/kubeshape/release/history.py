@@ -17,7 +17,7 @@ from typing import Any
 
 from kubeshape.errors import InputError
 from kubeshape.imageref import InvalidReference, parse
-from kubeshape.release.kube import CHANGE_CAUSE, RESULT, Kube
+from kubeshape.release.kube import CHANGE_CAUSE, DIGEST, RESULT, Kube
 from kubeshape.release.rollout import pod_problems, revision_of, rollout_state
 from kubeshape.release.tagging import parse_tag
 from kubeshape.timeutil import format_time, parse_time
@@ -40,6 +40,7 @@ class Revision:
     created: datetime | None = None
     replicas: int = 0
     available: int = 0
+    containers: dict[str, str] = field(default_factory=dict)  # container name → image
 
     def to_json(self) -> dict[str, Any]:
         return {"revision": self.revision, "replicaset": self.replicaset, "images": self.images,
@@ -102,12 +103,15 @@ def _result(dep: dict[str, Any], rs: dict[str, Any], pods: list[dict[str, Any]],
     return UNKNOWN, "scaled down; nothing records whether its pods became available"
 
 
-def _digest(pods: list[dict[str, Any]], cause: str, images: list[str]) -> str | None:
+def _digest(pods: list[dict[str, Any]], rs: dict[str, Any], cause: str, images: list[str]) -> str | None:
+    """From a pod's imageID, else kubeshape's digest annotation (kept when a rollback reuses the ReplicaSet),
+    else the change-cause or a pinned image."""
     for pod in pods:
         for cs in (pod.get("status") or {}).get("containerStatuses") or []:
             if m := _DIGEST.search(str(cs.get("imageID") or "")):
                 return m.group(0)
-    for text in (cause, *images):
+    noted = str(((rs.get("metadata") or {}).get("annotations") or {}).get(DIGEST) or "")
+    for text in (noted, cause, *images):
         if m := _DIGEST.search(text):
             return m.group(0)
     return None
@@ -140,9 +144,10 @@ def build(dep: dict[str, Any], replicasets: list[dict[str, Any]], pods: list[dic
         result, evidence = _result(dep, rs, owned, revision_of(rs) == current)
         status = rs.get("status") or {}
         out.revisions.append(Revision(
-            revision_of(rs), str(rs_meta.get("name", "")), images, result, evidence, _digest(owned, cause, images),
+            revision_of(rs), str(rs_meta.get("name", "")), images, result, evidence, _digest(owned, rs, cause, images),
             _commit(cause, images), cause or None, parse_time(rs_meta.get("creationTimestamp")),
-            int(status.get("replicas") or 0), int(status.get("availableReplicas") or 0)))
+            int(status.get("replicas") or 0), int(status.get("availableReplicas") or 0),
+            {str(c.get("name")): str(c.get("image")) for c in containers}))
     return out
 
 

@@ -17,6 +17,7 @@ from kubeshape.sources.live import ApiClient, ApiError, connect
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 REVISION = "deployment.kubernetes.io/revision"
 RESULT = "kubeshape.io/rollout-result"  # "<available|failed> <replicaset> <time>" on a ReplicaSet
+DIGEST = "kubeshape.io/digest"  # the digest a ReplicaSet's image resolved to when kubeshape released it
 FIELD_MANAGER = "kubeshape-release"
 FLUX_IMAGE_GROUP = "image.toolkit.fluxcd.io"
 
@@ -100,12 +101,34 @@ class Kube:
         return self._patch(f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}", body,
                            f"Deployment {namespace}/{name}")
 
-    def record_result(self, rs: dict[str, Any], result: str, when: str) -> None:
-        """Annotate a ReplicaSet with the watched rollout's result (``history`` reads it back)."""
+    def record_result(self, rs: dict[str, Any], result: str, when: str, digest: str | None = None) -> None:
+        """Annotate a ReplicaSet with the watched rollout's result and its image's digest (``history`` reads
+        them back; the controller keeps annotations it does not copy from the Deployment when it reuses the
+        ReplicaSet on a rollback)."""
         meta = rs["metadata"]
+        notes = {RESULT: f"{result} {meta['name']} {when}"}
+        if digest:
+            notes[DIGEST] = digest
         self._patch(f"/apis/apps/v1/namespaces/{meta['namespace']}/replicasets/{meta['name']}",
-                    {"metadata": {"annotations": {RESULT: f"{result} {meta['name']} {when}"}}},
-                    f"ReplicaSet {meta['namespace']}/{meta['name']}")
+                    {"metadata": {"annotations": notes}}, f"ReplicaSet {meta['namespace']}/{meta['name']}")
+
+    def allowed(self, verb: str, group: str, resource: str, namespace: str, name: str | None = None) -> bool:
+        """SelfSubjectAccessReview: may these credentials ``verb`` the ``resource``?"""
+        attrs: dict[str, str] = {"verb": verb, "group": group, "resource": resource, "namespace": namespace}
+        if name:
+            attrs["name"] = name
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": attrs}}
+        try:
+            resp = self.api.http.post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                                      content=orjson.dumps(body), headers={"Content-Type": "application/json"})
+        except httpx.TransportError as exc:
+            raise SourceUnreachable(f"the API server of context '{self.context}' did not answer an access review: "
+                                    f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        if resp.status_code >= 400:
+            raise KubeError(f"context '{self.context}': the access review was refused ({resp.status_code}): cannot "
+                            "check the release's permissions")
+        return bool((orjson.loads(resp.content).get("status") or {}).get("allowed"))
 
     def flux_image_automation(self) -> list[str]:
         """``Kind namespace/name`` of Flux ImageUpdateAutomations and ImagePolicies (empty without Flux image

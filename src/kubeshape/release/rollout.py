@@ -78,7 +78,18 @@ def pod_problems(pods: list[dict[str, Any]], rs: dict[str, Any] | None) -> list[
             reason = ((cs.get("state") or {}).get("waiting") or {}).get("reason")
             if reason in PULL_FAILURES or reason in CRASHING:
                 out.append(f"pod {meta.get('name')}: {reason} ({cs.get('image')})")
+        if (why := unschedulable(pod)) is not None:
+            out.append(f"pod {meta.get('name')}: FailedScheduling ({why})")
     return sorted(out)
+
+
+def unschedulable(pod: dict[str, Any]) -> str | None:
+    """The scheduler's message for a pod it cannot place (the text of its ``FailedScheduling`` event)."""
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" \
+                and cond.get("reason") == "Unschedulable":
+            return " ".join(str(cond.get("message") or "no node fits").split())
+    return None
 
 
 @dataclass
@@ -94,8 +105,9 @@ class Outcome:
 
 
 def watch(kube: Kube, namespace: str, name: str, progress: Callable[[str], None], *, poll: float = 1.0,
-          grace: float = GRACE) -> Outcome:
-    """Poll until the rollout completes or fails; ``progress`` gets each new status line."""
+          grace: float = GRACE, timeout: float | None = None) -> Outcome:
+    """Poll until the rollout completes or fails (or ``timeout`` seconds pass); ``progress`` gets each new
+    status line."""
     start = time.monotonic()
     last = ""
     while True:
@@ -114,6 +126,8 @@ def watch(kube: Kube, namespace: str, name: str, progress: Callable[[str], None]
             last = line
         if state.done is not None:
             return Outcome(state.done, state.message, elapsed, dep, rs, problems)
+        if timeout is not None and elapsed > timeout:
+            return Outcome(False, f"no verdict within --timeout {timeout:g}s", elapsed, dep, rs, problems)
         if elapsed > progress_deadline(dep) + grace:
             return Outcome(False, f"no verdict from the deployment controller {progress_deadline(dep) + grace:.0f}s "
                                   f"after the rollout started (is kube-controller-manager running?)", elapsed, dep,
@@ -121,8 +135,9 @@ def watch(kube: Kube, namespace: str, name: str, progress: Callable[[str], None]
         time.sleep(poll)
 
 
-def record(kube: Kube, outcome: Outcome) -> None:
-    """Write the verdict on the revision's ReplicaSet, so ``history`` knows it after the pods are gone."""
+def record(kube: Kube, outcome: Outcome, digest: str | None = None) -> None:
+    """Write the verdict (and digest) on the revision's ReplicaSet, so ``history`` knows them after the pods
+    are gone."""
     if outcome.replicaset is not None:
         when = format_created(datetime.now(UTC).replace(microsecond=0)) or ""
-        kube.record_result(outcome.replicaset, "available" if outcome.ok else "failed", when)
+        kube.record_result(outcome.replicaset, "available" if outcome.ok else "failed", when, digest)
