@@ -396,3 +396,41 @@ def test_a_rollout_stuck_on_unschedulable_pods_names_them_and_rolls_back(tmp_pat
     said = f"{bad.stdout}\n{bad.error}\n{bad.stderr}"
     assert "FailedScheduling" in said and "node" in said, said
     assert git(root, "status", "--porcelain") == "" and no_journal(root)
+
+
+def test_a_release_killed_while_watching_is_finished_by_resume(tmp_path: Path, cluster: Cluster,
+                                                               registry: Registry) -> None:
+    ns, name, repo = unique("resume-"), "app", unique() + "/app"
+    with RegistryClient(registry.host, insecure=True) as client:
+        push_image(client, repo, "1.0.0", image("resume"))
+    text = deploy(cluster, ns, name, f"{registry.host}/{repo}:1.0.0", deadline=600)
+    wait_for(lambda: rolled_out(deployment(cluster, ns, name)), 60, "first rollout")
+    root = make_repo(tmp_path / "repo", {"deploy.yaml": text})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kubeshape", "release", str(root), "--image", f"{registry.host}/{repo}",
+         "--from-image", f"{registry.host}/{repo}:1.0.0", "--manifest", str(root / "deploy.yaml"),
+         "--kubeconfig", str(cluster.kubeconfig), "--watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "COLUMNS": "400", "NO_COLOR": "1"})
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "release: watching Deployment" in line:
+            break
+    proc.kill()  # no handler runs: a crash, a closed laptop
+    proc.communicate(timeout=30)
+    assert not no_journal(root)
+    released = git(root, "log", "-1", "--format=%s")
+    assert released.startswith("release app ")
+
+    again = run_cli("release", str(root), "--image", f"{registry.host}/{repo}", "--manifest",
+                    str(root / "deploy.yaml"), "--kubeconfig", str(cluster.kubeconfig))
+    assert again.code == 2 and "--resume" in str(again.error)  # the journal stands until resumed or aborted
+
+    done = run_cli("release", str(root), "--resume")
+    assert done.code == 0, (done.error, done.stdout, done.stderr)
+    tag_image = live_image(cluster, ns, name)
+    assert tag_image.startswith(f"{registry.host}/{repo}:main-")
+    assert f"released and rolled out {tag_image}" in done.stdout
+    assert rolled_out(deployment(cluster, ns, name))
+    assert f"image: {tag_image}" in (root / "deploy.yaml").read_text()
+    assert git(root, "log", "-1", "--format=%s") == released and git(root, "status", "--porcelain") == ""
+    assert no_journal(root)
