@@ -19,17 +19,19 @@ def versions() -> dict[str, str]:
     """Component → version, as pinned in build.sh (environment overrides honoured)."""
     text = BUILD.read_text()
     out = {}
-    for name in ("ETCD", "KUBERNETES", "KWOK", "REGISTRY", "HELM", "ACTIONLINT", "VEGETA"):
+    for name in ("ETCD", "KUBERNETES", "KWOK", "REGISTRY", "HELM", "ACTIONLINT", "VEGETA", "FLUX_SOURCE",
+                 "FLUX_KUSTOMIZE"):
         m = re.search(rf"^{name}_VERSION=\$\{{KUBESHAPE_{name}_VERSION:-([^}}]+)\}}", text, re.M)
         assert m, f"build.sh lacks {name}_VERSION"
-        out[name.lower()] = os.environ.get(f"KUBESHAPE_{name}_VERSION", m.group(1))
+        out[name.lower().replace("_", "-")] = os.environ.get(f"KUBESHAPE_{name}_VERSION", m.group(1))
     return out
 
 
 def binary(component: str, name: str | None = None) -> Path:
     """Path of a built binary (``binary("kubernetes", "kube-apiserver")``); builds it when missing.
 
-    ``binary("vegeta")`` is how the benchmarks get vegeta: build.sh without arguments leaves it out.
+    ``binary("vegeta")`` is how the benchmarks get vegeta, ``binary("flux-source", "source-controller")`` the
+    Flux tests their controllers: build.sh without arguments leaves them out.
     """
     v = versions()[component]
     path = cache_dir() / f"{component}-{v}" / (name or component)

@@ -2,7 +2,9 @@
 # Build the Go binaries of kubeshape's test bed from Go modules, cached by version.
 #
 #   testbed/build.sh [COMPONENT...]     COMPONENT: etcd kubernetes kwok registry helm actionlint vegeta
-#                                       (default: all but vegeta, which only the benchmarks need)
+#                                       flux-source flux-kustomize
+#                                       (default: all but vegeta, which only the benchmarks need, and the
+#                                       Flux controllers, which only the Flux tests need)
 #
 # Each component is built from its own Go module under testbed/go/<name>/ into
 #   ${KUBESHAPE_TESTBED_CACHE:-~/.cache/kubeshape-testbed}/<component>-<version>/
@@ -19,6 +21,9 @@ REGISTRY_VERSION=${KUBESHAPE_REGISTRY_VERSION:-v3.1.2}
 HELM_VERSION=${KUBESHAPE_HELM_VERSION:-v3.17.3}
 ACTIONLINT_VERSION=${KUBESHAPE_ACTIONLINT_VERSION:-v1.7.12}
 VEGETA_VERSION=${KUBESHAPE_VEGETA_VERSION:-v12.13.0}
+# Flux v1.10.x needs go 1.27.0; v1.9.6 is the newest release that builds with Go 1.26.
+FLUX_SOURCE_VERSION=${KUBESHAPE_FLUX_SOURCE_VERSION:-v1.9.6}
+FLUX_KUSTOMIZE_VERSION=${KUBESHAPE_FLUX_KUSTOMIZE_VERSION:-v1.9.6}
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${KUBESHAPE_TESTBED_CACHE:-$HOME/.cache/kubeshape-testbed}
@@ -47,6 +52,10 @@ ensure_version() {
   cp "$dir/go.mod" "$dir/go.mod.bak"; cp "$dir/go.sum" "$dir/go.sum.bak"
   if [[ $mod == k8s.io/kubernetes ]]; then
     (cd "$dir" && "${NICE[@]}" python3 gen-gomod.py "$ver")
+  elif [[ $mod == github.com/fluxcd/* ]]; then
+    # `go get`, not `go mod tidy`: tidy also resolves the test imports of Flux's dependencies, some of
+    # which the module proxy does not serve (e.g. fluxcd/pkg/helmtestserver); the build needs none of them.
+    (cd "$dir" && "${NICE[@]}" "$GO" get "$mod@$ver")
   else
     (cd "$dir" && "$GO" mod edit -require="$mod@$ver" && "${NICE[@]}" "$GO" mod tidy)
   fi || {
@@ -128,13 +137,25 @@ build_vegeta() {
     "vegeta=github.com/tsenart/vegeta/v12"
 }
 
-ALL=(etcd kubernetes kwok registry helm actionlint vegeta)
+build_flux-source() {
+  build flux-source "$FLUX_SOURCE_VERSION" github.com/fluxcd/source-controller \
+    "-s -w" \
+    "source-controller=github.com/fluxcd/source-controller"
+}
+
+build_flux-kustomize() {
+  build flux-kustomize "$FLUX_KUSTOMIZE_VERSION" github.com/fluxcd/kustomize-controller \
+    "-s -w" \
+    "kustomize-controller=github.com/fluxcd/kustomize-controller"
+}
+
+ALL=(etcd kubernetes kwok registry helm actionlint vegeta flux-source flux-kustomize)
 components=("$@")
 [[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kwok registry helm actionlint)
 total=$SECONDS
 for c in "${components[@]}"; do
   case $c in
-    etcd|kubernetes|kwok|registry|helm|actionlint|vegeta) "build_$c" ;;
+    etcd|kubernetes|kwok|registry|helm|actionlint|vegeta|flux-source|flux-kustomize) "build_$c" ;;
     *) die "unknown component '$c' (want: ${ALL[*]})" ;;
   esac
 done
