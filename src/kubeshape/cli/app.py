@@ -4,43 +4,84 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
+from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
 import typer
-from rich.console import Console
 
 from kubeshape import __version__
-from kubeshape.analysis import Selection, analyse
-from kubeshape.cli import init_cmd, policy_cmd, registry_cmd, release_cmd, webhook_cmd, webhook_serve
-from kubeshape.cli.live import (
-    REQUEST_TIMEOUT_HELP,
-    LiveOptions,
-    collect_live,
-    merge_reports,
-    parse_request_timeout,
-    read_live,
-    snapshot_registries,
-)
-from kubeshape.config import Config, load_config
-from kubeshape.engine import INTERNAL_ERROR
+from kubeshape.cli.lazy import LazyCommand, LazyGroup, add_stand_ins
+from kubeshape.cli.timeouts import REQUEST_TIMEOUT_HELP, parse_request_timeout
 from kubeshape.errors import EXIT_CLEAN, EXIT_FINDINGS, EXIT_INPUT, InputError, KubeshapeError
-from kubeshape.findings import Severity
-from kubeshape.inventory import Inventory
-from kubeshape.redact import redact_text
-from kubeshape.report.model import Report
-from kubeshape.rules.base import all_rules, get_rule
-from kubeshape.sources.bundle import load_bundle, parse_registry_snapshot
-from kubeshape.sources.git import load_git
-from kubeshape.sources.limits import Limits
-from kubeshape.sources.repo import load_repo, repository_root
-from kubeshape.ui import err_console, status
+
+# Only what `kubeshape version` and `--help` need is imported here; each command imports the rest when it runs.
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kubeshape.analysis import Selection
+    from kubeshape.cli.live import LiveOptions
+    from kubeshape.config import Config
+    from kubeshape.findings import Severity
+    from kubeshape.report.model import Report
+
+
+def _registry_app() -> typer.Typer:
+    from kubeshape.cli import registry_cmd
+
+    return registry_cmd.app
+
+
+@cache
+def _webhook_app() -> typer.Typer:
+    from kubeshape.cli import webhook_cmd, webhook_serve
+
+    webhook_cmd.app.command("serve")(webhook_serve.serve)
+    return webhook_cmd.app
+
+
+def _policy_app() -> typer.Typer:
+    from kubeshape.cli import policy_cmd
+
+    return policy_cmd.app
+
+
+def _init_app() -> typer.Typer:
+    from kubeshape.cli import init_cmd
+
+    return init_cmd.app
+
+
+def _release() -> Callable[..., None]:
+    from kubeshape.cli import release_cmd
+
+    return release_cmd.release
+
+
+def _history() -> Callable[..., None]:
+    from kubeshape.cli import release_cmd
+
+    return release_cmd.history
+
+
+class _Root(LazyGroup):
+    # Summaries as the command list shows them (tests/test_cli_startup.py checks they match the commands' help).
+    lazy: ClassVar[dict[str, LazyCommand]] = {
+        "release": LazyCommand("Release from git: tag, push, update the manifest, deploy.", _release),
+        "history": LazyCommand("Show the revisions of a Deployment and the last known good.", _history),
+        "registry": LazyCommand("Registry tags and where they are used; prune old tags.", _registry_app, group=True),
+        "webhook": LazyCommand("Admission webhook that stops bad deploys.", _webhook_app, group=True),
+        "policy": LazyCommand("Image rules the API server enforces itself.", _policy_app, group=True),
+        "init": LazyCommand("Set a repository up for kubeshape.", _init_app, group=True),
+    }
+
 
 app = typer.Typer(
     name="kubeshape",
+    cls=_Root,
     help="Find what is wrong with your Kubernetes deployments -- evidence, root cause and the exact fix.",
     no_args_is_help=True,
     # Plain, kubectl-like help: one names column and the text. Rich's help panel gives the type column its own
@@ -99,17 +140,24 @@ def main() -> None:
     try:
         app()  # Typer exits with the command's code; usage errors exit 2
     except KubeshapeError as exc:
+        from kubeshape.redact import redact_text
+        from kubeshape.ui import err_console
+
         err_console().print(f"[bold red]kubeshape: error:[/] {redact_text(str(exc))}", highlight=False,
                             soft_wrap=True)
         sys.exit(exc.exit_code)
 
 
 def _fail_threshold(fail_on: FailOn) -> Severity | None:
+    from kubeshape.findings import Severity
+
     return None if fail_on is FailOn.never else Severity.parse(fail_on.value)
 
 
 @contextlib.contextmanager
 def _output(report_file: Path | None) -> Iterator[Console]:
+    from rich.console import Console
+
     if report_file is None:
         yield Console(soft_wrap=False)
         return
@@ -122,7 +170,11 @@ def _output(report_file: Path | None) -> Iterator[Console]:
 
 def _emit(report: Report, fmt: OutputFormat, fail_on: FailOn, report_file: Path | None, verbose: bool,
           input_errors: list[str], explain: str | None = None) -> int:
+    from kubeshape.engine import INTERNAL_ERROR
+    from kubeshape.redact import redact_text
     from kubeshape.report.render import render
+    from kubeshape.rules.base import all_rules
+    from kubeshape.ui import err_console
 
     if explain is not None:
         from kubeshape.report.explain import explain as explain_text
@@ -149,6 +201,8 @@ def _emit(report: Report, fmt: OutputFormat, fail_on: FailOn, report_file: Path 
 
 
 def _config_for(config: Path | None, search_dir: Path, stop: Path | None = None) -> Config:
+    from kubeshape.config import load_config
+
     cfg, _ = load_config(config, search_dir, stop=stop)
     return cfg
 
@@ -167,6 +221,13 @@ def lint(
     verbose: VerboseOpt = False,
 ) -> None:
     """Check manifest files only; no cluster needed. Made for CI and pre-commit hooks."""
+    from kubeshape.analysis import analyse
+    from kubeshape.config import load_config
+    from kubeshape.inventory import Inventory
+    from kubeshape.sources.git import load_git
+    from kubeshape.sources.repo import load_repo, repository_root
+    from kubeshape.ui import status
+
     targets = [p.absolute() for p in paths] if paths else []
     for p in targets:
         if not p.exists():
@@ -186,10 +247,14 @@ def lint(
 
 
 def _selection(select: list[str] | None, ignore: list[str] | None, no_ann: bool) -> Selection:
+    from kubeshape.analysis import Selection
+
     return Selection(select=_split(select), ignore=_split(ignore), annotation_ignores=False if no_ann else None)
 
 
 def _split(values: list[str] | None) -> list[str]:
+    from kubeshape.rules.base import get_rule
+
     out: list[str] = []
     for v in values or []:
         for part in v.split(","):
@@ -243,6 +308,8 @@ def doctor(
     verbose: VerboseOpt = False,
 ) -> None:
     """Explain what is wrong, with evidence and the fix. Correlates repo + cluster + registry + git."""
+    from kubeshape.cli.live import LiveOptions
+
     raise typer.Exit(_diagnose(
         demo, repo, bundle, registry_snapshot, config, _selection(select, ignore, no_annotation_ignores), output,
         fail_on, report_file, verbose, LiveOptions(kubeconfig, [context] if context else None,
@@ -277,6 +344,8 @@ def explain(
     report_file: ReportFileOpt = None,
 ) -> None:
     """Show one incident or finding in full. Takes the same sources as doctor: chain, evidence, fix."""
+    from kubeshape.cli.live import LiveOptions
+
     if output in (OutputFormat.sarif, OutputFormat.html):
         raise InputError("explain prints text, markdown or json")
     raise typer.Exit(_diagnose(
@@ -313,6 +382,15 @@ def _doctor(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path 
             verbose: bool, use_git: bool = True, live: LiveOptions | None = None,
             registries: list[str] | None = None, insecure: bool = False, timeout: float | None = 30.0,
             explain: str | None = None) -> int:
+    from kubeshape.analysis import analyse
+    from kubeshape.cli.live import merge_reports, read_live, snapshot_registries
+    from kubeshape.inventory import Inventory
+    from kubeshape.sources.bundle import load_bundle, parse_registry_snapshot
+    from kubeshape.sources.git import load_git
+    from kubeshape.sources.limits import Limits
+    from kubeshape.sources.repo import load_repo
+    from kubeshape.ui import status
+
     cfg = _config_for(config, repo_dir or Path.cwd())
     repo = git = cluster = registry = None
     if repo_dir is not None:
@@ -370,7 +448,9 @@ def snapshot(
     max_logs: MaxLogsOpt = 30,
 ) -> None:
     """Write a bundle of a live cluster. Secret values and secret-looking env values are redacted."""
+    from kubeshape.cli.live import LiveOptions, collect_live, snapshot_registries
     from kubeshape.sources.bundle_writer import bundle_members, write_bundle
+    from kubeshape.ui import err_console
 
     timeout = parse_request_timeout(request_timeout)
     live = LiveOptions(kubeconfig, [context] if context else None, _namespaces(namespace, all_namespaces),
@@ -399,6 +479,7 @@ def list_rules(
 def show_rule(rule_id: Annotated[str, typer.Argument(help="Rule ID, e.g. KS101.")]) -> None:
     """Explain one rule: what it does, why, an example and the fix."""
     from kubeshape.cli.catalog import print_rule
+    from kubeshape.rules.base import get_rule
 
     found = get_rule(rule_id)
     if found is None:
@@ -415,13 +496,7 @@ def rbac(namespace: Annotated[str, typer.Option("--namespace", "-n", help="Names
     typer.echo(render(namespace), nl=False)
 
 
-app.add_typer(registry_cmd.app, name="registry")
-webhook_cmd.app.command("serve")(webhook_serve.serve)
-app.add_typer(webhook_cmd.app, name="webhook")
-app.add_typer(policy_cmd.app, name="policy")
-app.add_typer(init_cmd.app, name="init")
-app.command("release")(release_cmd.release)
-app.command("history")(release_cmd.history)
+add_stand_ins(app, _Root.lazy)  # release and history list before version; the sub-apps after the commands
 
 
 @app.command()

@@ -135,7 +135,7 @@ def install(
     """Apply the policies to a cluster. Server-side apply of the parameter ConfigMap (and its namespace), both
     policies and both bindings; running it again updates them in place. Then a dry-run request shows that the
     API server enforces them."""
-    from kubeshape.cli.live import parse_request_timeout
+    from kubeshape.cli.timeouts import parse_request_timeout
     from kubeshape.policy.install import apply_all
     from kubeshape.policy.verify import verify
     from kubeshape.sources.live import check_server, connect

@@ -121,7 +121,7 @@ def _load_usage_sources(repo_dir: Path | None, bundle: Path | None, kubeconfig: 
 def _gather(registry: list[str] | None, insecure: bool, repository: list[str] | None, repo_dir: Path | None,
             bundle: Path | None, kubeconfig: Path | None, context: str | None, config: Path | None,
             request_timeout: str, keep_rollback: int | None) -> tuple[Config, RegistryState, Inventory, Usage]:
-    from kubeshape.cli.live import parse_request_timeout
+    from kubeshape.cli.timeouts import parse_request_timeout
 
     if keep_rollback is not None and keep_rollback < 0:
         raise InputError(f"--keep-rollback-targets {keep_rollback}: expected 0 or more old revisions per Deployment")
