@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -176,14 +177,24 @@ def test_a_read_only_token_is_refused_before_any_push_or_commit(tmp_path: Path, 
     assert live_image(cluster, ns, name) == f"{registry.host}/{repo}:1.0.0"
 
 
-# -- the seed: live ≠ file, a failed release goes back to the last known good ---------------------------------
+@dataclass
+class Released:
+    """A Deployment released once by kubeshape from a git repository: the last known good to come back to."""
+
+    ns: str
+    name: str
+    repo: str
+    root: Path
+    manifest: str
+    kube: tuple[str, str]
+    good_image: str
+    good_digest: str
 
 
-def test_rollback_goes_to_the_last_known_good_and_history_keeps_its_digest(tmp_path: Path, cluster: Cluster,
-                                                                           registry: Registry) -> None:
-    ns, name, repo = unique("lkg-"), "family-assistant", unique() + "/family-assistant"
+def released_once(tmp_path: Path, cluster: Cluster, registry: Registry, prefix: str, name: str) -> Released:
+    ns, repo = unique(prefix), unique() + f"/{name}"
     with RegistryClient(registry.host, insecure=True) as client:
-        push_image(client, repo, "1.0.0", image("lkg"))
+        push_image(client, repo, "1.0.0", image(prefix))
     text = deploy(cluster, ns, name, f"{registry.host}/{repo}:1.0.0")
     wait_for(lambda: rolled_out(deployment(cluster, ns, name)), 60, "first rollout")
     root = make_repo(tmp_path / "repo", {"deploy.yaml": text, "app/main.py": "v = 1\n"})
@@ -191,8 +202,18 @@ def test_rollback_goes_to_the_last_known_good_and_history_keeps_its_digest(tmp_p
     good = run_cli("release", str(root), "--image", f"{registry.host}/{repo}", "--from-image",
                    f"{registry.host}/{repo}:1.0.0", "--manifest", manifest, *kube, "--watch")
     assert good.code == 0, (good.error, good.stdout)
-    good_image = live_image(cluster, ns, name)
-    good_digest = git(root, "log", "-1", "--format=%s").split("(")[1].split(")")[0]
+    digest = git(root, "log", "-1", "--format=%s").split("(")[1].split(")")[0]
+    return Released(ns, name, repo, root, manifest, kube, live_image(cluster, ns, name), digest)
+
+
+# -- the seed: live ≠ file, a failed release goes back to the last known good ---------------------------------
+
+
+def test_rollback_goes_to_the_last_known_good_and_history_keeps_its_digest(tmp_path: Path, cluster: Cluster,
+                                                                           registry: Registry) -> None:
+    bed = released_once(tmp_path, cluster, registry, "lkg-", "family-assistant")
+    ns, name, repo, root, manifest, kube = bed.ns, bed.name, bed.repo, bed.root, bed.manifest, bed.kube
+    good_image, good_digest = bed.good_image, bed.good_digest
     # the seed's situation: the file says me-fixed, the cluster runs a broken image
     Path(manifest).write_text(Path(manifest).read_text().replace(good_image, f"{registry.host}/{repo}:me-fixed"))
     (root / "app" / "main.py").write_text("v = 2\n")
@@ -368,17 +389,9 @@ def test_timeout_bounds_a_hung_registry_and_says_so(tmp_path: Path, hung_registr
 
 def test_a_rollout_stuck_on_unschedulable_pods_names_them_and_rolls_back(tmp_path: Path, cluster: Cluster,
                                                                          registry: Registry) -> None:
-    ns, name, repo = unique("sched-"), "app", unique() + "/app"
-    with RegistryClient(registry.host, insecure=True) as client:
-        push_image(client, repo, "1.0.0", image("sched"))
-    text = deploy(cluster, ns, name, f"{registry.host}/{repo}:1.0.0")
-    wait_for(lambda: rolled_out(deployment(cluster, ns, name)), 60, "first rollout")
-    root = make_repo(tmp_path / "repo", {"deploy.yaml": text, "app/main.py": "v = 1\n"})
-    manifest, kube = str(root / "deploy.yaml"), ("--kubeconfig", str(cluster.kubeconfig))
-    good = run_cli("release", str(root), "--image", f"{registry.host}/{repo}", "--from-image",
-                   f"{registry.host}/{repo}:1.0.0", "--manifest", manifest, *kube, "--watch")
-    assert good.code == 0, (good.error, good.stdout)
-    good_image = live_image(cluster, ns, name)
+    bed = released_once(tmp_path, cluster, registry, "sched-", "app")
+    ns, name, repo, root, manifest, kube = bed.ns, bed.name, bed.repo, bed.root, bed.manifest, bed.kube
+    good_image = bed.good_image
     # the next revision asks for a node that does not exist: its pods stay Pending
     Path(manifest).write_text(Path(manifest).read_text().replace(
         "    spec:\n      containers:", "    spec:\n      nodeSelector: {pool: gpu}\n      containers:"))
