@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from itertools import chain
+from typing import TYPE_CHECKING
 
-from kubeshape.config import Config
 from kubeshape.imageref import ImageRef, parse_or_none
 from kubeshape.inventory import Container, Inventory, K8sObject, containers
 from kubeshape.sources.helmvalues import PIECES
+
+if TYPE_CHECKING:
+    from kubeshape.config import Config
 
 SYSTEM_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease", "local-path-storage"}
 

@@ -8,11 +8,13 @@ import pkgutil
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubeshape.config import Config
 from kubeshape.findings import Finding, ObjectRef, Severity
 from kubeshape.inventory import Inventory, K8sObject
+
+if TYPE_CHECKING:
+    from kubeshape.config import Config
 
 RuleFunc = Callable[["Context"], Iterator[Finding]]
 

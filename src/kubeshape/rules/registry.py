@@ -6,14 +6,17 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from kubeshape.config import Config
 from kubeshape.findings import Finding, ObjectRef, Severity
 from kubeshape.imageref import ImageRef, parse_or_none
 from kubeshape.inventory import Inventory, RegistryRepo, RegistrySnapshot, TagInfo, containers
 from kubeshape.rules.base import Context, rule
 from kubeshape.timeutil import format_time, human_duration
 from kubeshape.usage import ImageUse, RepoUses, human_bytes, image_uses, reclaimable, registry_uses
+
+if TYPE_CHECKING:
+    from kubeshape.config import Config
 
 SAMPLE = 8
 # An example of the default tag scheme (config.DEFAULT_TAG_SCHEME, docs/tag-scheme.md): a commit without a
