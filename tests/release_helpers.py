@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,6 +132,19 @@ def apply_yaml(cluster: Any, text: str) -> None:
 
 def create_namespace(cluster: Any, name: str) -> None:
     cluster.api("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
+@contextlib.contextmanager
+def usable_namespace(cluster: Any, prefix: str) -> Iterator[str]:
+    """A new namespace whose default ServiceAccount exists (pods can be created), deleted afterwards."""
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
+    create_namespace(cluster, name)
+    wait_for(lambda: cluster.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0, 20,
+             f"ServiceAccount {name}/default")
+    try:
+        yield name
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def deployment(cluster: Any, ns: str, name: str) -> dict[str, Any]:

@@ -74,13 +74,9 @@ def init_ci(repo: Path, *args: str) -> Any:
 
 
 def ks_init(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``kubeshape init ...`` in a real process (through the root CLI once it registers the group)."""
-    from kubeshape.cli.app import app
-
-    registered = any(g.name == "init" for g in app.registered_groups)
-    prefix = ["-m", "kubeshape", "init"] if registered else ["-m", "kubeshape.cli.init_cmd"]
-    return subprocess.run([sys.executable, *prefix, *args], capture_output=True, text=True, timeout=120,
-                          check=False, cwd=cwd)
+    """``kubeshape init ...`` in a real process."""
+    return subprocess.run([sys.executable, "-m", "kubeshape", "init", *args],
+                          capture_output=True, text=True, timeout=120, check=False, cwd=cwd)
 
 
 def actionlint(repo: Path, *files: str) -> subprocess.CompletedProcess[str]:

@@ -68,7 +68,7 @@ def run_cli(*args: str) -> CliResult:
 
 def run_process(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """``kubeshape policy ...`` in a real process: what a user sees on stderr and the exit code."""
-    return subprocess.run([sys.executable, "-m", "kubeshape.cli.policy_cmd", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "kubeshape", "policy", *args], capture_output=True, text=True,
                           timeout=120, check=False, cwd=cwd)
 
 

@@ -87,13 +87,9 @@ def registry_tags(registry: Registry, repo: str) -> dict[str, str]:
 
 
 def ks_registry(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """``kubeshape registry ...`` in a real process (through the root CLI once it registers the group)."""
-    from kubeshape.cli.app import app
-
-    registered = any(g.name == "registry" for g in app.registered_groups)
-    prefix = ["-m", "kubeshape", "registry"] if registered else ["-m", "kubeshape.cli.registry_cmd"]
-    return subprocess.run([sys.executable, *prefix, *args], capture_output=True, text=True, timeout=300,
-                          check=False, cwd=cwd)
+    """``kubeshape registry ...`` in a real process."""
+    return subprocess.run([sys.executable, "-m", "kubeshape", "registry", *args],
+                          capture_output=True, text=True, timeout=300, check=False, cwd=cwd)
 
 
 def workload(kind: str, name: str, image: str, **extra: Any) -> dict[str, Any]:

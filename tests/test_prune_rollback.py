@@ -5,9 +5,7 @@ plane running the homelab scenario (62 revisions of family-assistant-backend).""
 from __future__ import annotations
 
 import json
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -21,6 +19,7 @@ from kubeshape.registry.image import build_image, push_image
 from testbed.cluster import Cluster, start_cluster
 from testbed.registry import Registry, start_registry
 from testbed.scenarios.loader import Scenario, load
+from tests.release_helpers import usable_namespace, wait_for
 from tests.test_prune import ALIAS, ks_registry, registry_tags, workload
 
 REVISION = "deployment.kubernetes.io/revision"
@@ -79,23 +78,10 @@ def test_commit_time_in_the_tag_beats_created_for_a_rebuilt_image(fresh_registry
 # -- a real rollout history referencing an image by digest --------------------------------------------------
 
 
-def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.3)
-    pytest.fail(f"not within {timeout}s: {what}")
-
-
 @pytest.fixture
 def live_ns(cluster: Cluster) -> Iterator[str]:
-    name = f"rollback-{uuid.uuid4().hex[:8]}"
-    cluster.api("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
-    _wait(lambda: cluster.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0, 20,
-          f"ServiceAccount {name}/default")
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with usable_namespace(cluster, "rollback-") as name:
+        yield name
 
 
 def test_a_revision_pinned_by_digest_keeps_its_image_and_every_tag_on_it(
@@ -120,12 +106,12 @@ def test_a_revision_pinned_by_digest_keeps_its_image_and_every_tag_on_it(
                     and st.get("observedGeneration") == d["metadata"]["generation"]
                     and st.get("updatedReplicas") == st.get("availableReplicas") == st.get("replicas") == 1)
 
-    _wait(lambda: rolled_out(1), 30, "revision 1 available")
+    wait_for(lambda: rolled_out(1), 30, "revision 1 available")
     for revision, image in enumerate([f"{ALIAS}/web@{digests['v2']}", f"{ALIAS}/web:v3", f"{ALIAS}/web:v4"], 2):
         cluster.kubectl("set", "image", "-n", live_ns, "deployment/api", f"app={image}")
-        _wait(partial(rolled_out, revision), 30, f"revision {revision} available")
+        wait_for(partial(rolled_out, revision), 30, f"revision {revision} available")
     sets = f"/apis/apps/v1/namespaces/{live_ns}/replicasets"
-    _wait(lambda: len(cluster.api("GET", sets)["items"]) == 3, 30, "revision 1 cleaned up (limit 2)")
+    wait_for(lambda: len(cluster.api("GET", sets)["items"]) == 3, 30, "revision 1 cleaned up (limit 2)")
 
     cfg = tmp_path / "kubeshape.yaml"
     cfg.write_text("retention:\n  - keep_last: 0\n")

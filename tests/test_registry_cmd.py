@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +19,7 @@ from kubeshape.registry.image import build_image, push_image
 from testbed.cluster import Cluster
 from testbed.procs import free_port
 from testbed.registry import Registry, start_registry
+from tests.release_helpers import usable_namespace, wait_for
 from tests.test_prune import ALIAS, homelab_usage, ks_registry, registry_tags, seed, workload
 
 SCHEME_TAG = "1.4.2-20251117T100000Z.gabc1234"  # follows the default tag scheme
@@ -81,23 +81,10 @@ def test_tags_lists_every_tag_with_usage_scheme_and_family4_findings(fresh_regis
     assert "KS401 warning:" in text.stdout and "whisper" not in text.stdout
 
 
-def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.3)
-    pytest.fail(f"not within {timeout}s: {what}")
-
-
 @pytest.fixture
 def live_ns(cluster: Cluster) -> Iterator[str]:
-    name = f"reg-{uuid.uuid4().hex[:8]}"
-    cluster.api("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
-    _wait(lambda: cluster.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0, 20,
-          f"ServiceAccount {name}/default")
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with usable_namespace(cluster, "reg-") as name:
+        yield name
 
 
 def test_live_cluster_usage_and_last_known_good(cluster: Cluster, live_ns: str, tmp_path: Path,
@@ -113,10 +100,10 @@ def test_live_cluster_usage_and_last_known_good(cluster: Cluster, live_ns: str, 
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}})
     dep["metadata"] = {"name": "api"}
     cluster.api("POST", path, dep)
-    _wait(lambda: cluster.api("GET", f"{path}/api").get("status", {}).get("availableReplicas") == 1, 30,
+    wait_for(lambda: cluster.api("GET", f"{path}/api").get("status", {}).get("availableReplicas") == 1, 30,
           "api 1/1 available")
     cluster.kubectl("set", "image", "-n", live_ns, "deployment/api", "app=whisper:v2")
-    _wait(lambda: cluster.api("GET", f"{path}/api").get("status", {}).get("unavailableReplicas"), 30,
+    wait_for(lambda: cluster.api("GET", f"{path}/api").get("status", {}).get("unavailableReplicas"), 30,
           "revision 2 unavailable")
     cfg = tmp_path / "kubeshape.yaml"
     cfg.write_text("retention:\n  - keep_last: 0\n")

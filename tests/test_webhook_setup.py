@@ -28,7 +28,6 @@ from typer.testing import CliRunner
 
 from kubeshape import __version__
 from kubeshape.admission.certs import ensure_certs, load_cert, load_key, make_serving_cert, write_pair
-from kubeshape.cli import webhook_cmd
 from kubeshape.errors import KubeshapeError
 from testbed.cluster import Cluster
 
@@ -44,20 +43,11 @@ class Run:
     error: str | None = None  # the one-line message the CLI prints for a KubeshapeError
 
 
-def _registered() -> bool:
+def ks(*args: str) -> Run:
+    """``kubeshape webhook ...`` in-process, through the root CLI."""
     from kubeshape.cli.app import app
 
-    return any(g.name == "webhook" for g in app.registered_groups)
-
-
-def ks(*args: str) -> Run:
-    """``kubeshape webhook ...`` in-process, through the root CLI once it has the group."""
-    if _registered():
-        from kubeshape.cli.app import app
-
-        result = CliRunner().invoke(app, ["webhook", *args], catch_exceptions=True)
-    else:
-        result = CliRunner().invoke(webhook_cmd.app, list(args), catch_exceptions=True)
+    result = CliRunner().invoke(app, ["webhook", *args], catch_exceptions=True)
     exc = result.exception
     if isinstance(exc, KubeshapeError):
         return Run(exc.exit_code, result.stdout, str(exc))
@@ -68,9 +58,8 @@ def ks(*args: str) -> Run:
 
 def ks_process(*args: str) -> subprocess.CompletedProcess[str]:
     """``kubeshape webhook ...`` in a real process, as a user runs it."""
-    prefix = ["-m", "kubeshape", "webhook"] if _registered() else ["-m", "kubeshape.cli.webhook_cmd"]
-    return subprocess.run([sys.executable, *prefix, *args], capture_output=True, text=True, timeout=120,
-                          check=False)
+    return subprocess.run([sys.executable, "-m", "kubeshape", "webhook", *args],
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:

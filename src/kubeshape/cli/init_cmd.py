@@ -2,41 +2,27 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from kubeshape import __version__
-from kubeshape.errors import InputError, KubeshapeError
+from kubeshape.cli.subapp import sub_app
+from kubeshape.errors import InputError
 from kubeshape.scaffold.detect import RepoFacts, inspect
 from kubeshape.scaffold.render import GITHUB, GITLAB, CiFile, Settings, render
 from kubeshape.scaffold.write import apply, plan
-from kubeshape.ui import err_console
 
-app = typer.Typer(
-    name="init",
-    help="Set a repository up for kubeshape.",
-    no_args_is_help=True,
-    rich_markup_mode=None,  # plain help, as the root app (see cli/app.py)
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+app = sub_app(
+    "init",
+    "Set a repository up for kubeshape.",
 )
 
 
 @app.callback()
 def _group() -> None:
     """Set a repository up for kubeshape."""
-
-
-def main() -> None:
-    """Run the ``init`` commands on their own, with one-line errors and the documented exit codes."""
-    try:
-        app()
-    except KubeshapeError as exc:
-        err_console().print(f"[bold red]kubeshape: error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
 
 
 def _choose(facts: RepoFacts, github: bool | None, gitlab: bool | None) -> list[CiFile]:
@@ -106,7 +92,3 @@ def ci(
     typer.echo("Next steps:")
     for i, step in enumerate(_next_steps(chosen, facts), 1):
         typer.echo(f"  {i}. {step}")
-
-
-if __name__ == "__main__":
-    main()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -12,23 +11,19 @@ from rich.markup import escape
 
 from kubeshape.admission.defaults import check_dns_label
 from kubeshape.cli.manifest_output import match_labels, render_json_list, render_yaml
+from kubeshape.cli.subapp import sub_app
 from kubeshape.config import Config, load_config
-from kubeshape.errors import KubeshapeError
 from kubeshape.policy import kyverno, vap
 from kubeshape.ui import err_console, status
 
 if TYPE_CHECKING:
     from kubeshape.policy.verify import Answer
 
-app = typer.Typer(
-    name="policy",
-    help="Image rules the API server enforces itself. 'export' prints kubeshape's image rules as "
-         "ValidatingAdmissionPolicies (or a Kyverno ClusterPolicy), 'install' applies them; the registries come "
-         "from kubeshape.yaml.",
-    no_args_is_help=True,
-    rich_markup_mode=None,  # plain help, as the root app (see cli/app.py)
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+app = sub_app(
+    "policy",
+    "Image rules the API server enforces itself. 'export' prints kubeshape's image rules as "
+    "ValidatingAdmissionPolicies (or a Kyverno ClusterPolicy), 'install' applies them; the registries come "
+    "from kubeshape.yaml.",
 )
 
 
@@ -66,15 +61,6 @@ FailureOpt = Annotated[FailurePolicy, typer.Option(
 KubeconfigOpt = Annotated[Path | None, typer.Option("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, "
                                                     "~/.kube/config).", dir_okay=False)]
 ContextOpt = Annotated[str | None, typer.Option("--context", help="kubeconfig context (default: current).")]
-
-
-def main() -> None:
-    """Run the ``policy`` commands on their own, with one-line errors and the documented exit codes."""
-    try:
-        app()
-    except KubeshapeError as exc:
-        err_console().print(f"[bold red]kubeshape: error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
 
 
 def _options(namespace: str, selector: list[str] | None, failure_policy: FailurePolicy) -> vap.Options:
@@ -186,7 +172,3 @@ def _report_check(namespace: str | None, answer: Answer | None, *, text: bool) -
         how = "denied and warned about" if answer.warned else "denied"
         typer.echo(f"Checked: the API server enforces {which} (a test Deployment in namespace {namespace} was "
                    f"{how}; nothing was stored).")
-
-
-if __name__ == "__main__":
-    main()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -16,19 +15,16 @@ from kubeshape.actions.registries import RegistryState, Target, read_registries,
 from kubeshape.actions.render import outcome_line, plan_json, plan_text, result_text
 from kubeshape.actions.tags import build_listing, family4_findings, listing_json, listing_text
 from kubeshape.actions.usage import Usage, compute_usage
+from kubeshape.cli.subapp import sub_app
 from kubeshape.config import Config, load_config
-from kubeshape.errors import InputError, KubeshapeError
+from kubeshape.errors import InputError
 from kubeshape.inventory import ClusterSource, Inventory, RepoSource
-from kubeshape.ui import err_console, status
+from kubeshape.ui import status
 
-app = typer.Typer(
-    name="registry",
-    help="Registry tags and where they are used; prune old tags. Pruning follows the retention policy of "
-         "kubeshape.yaml.",
-    no_args_is_help=True,
-    rich_markup_mode=None,  # plain help, as the root app (see cli/app.py)
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+app = sub_app(
+    "registry",
+    "Registry tags and where they are used; prune old tags. Pruning follows the retention policy of "
+    "kubeshape.yaml.",
 )
 
 NO_USAGE_FLAG = "--no-usage-check"
@@ -57,15 +53,6 @@ KeepRollbackOpt = Annotated[int | None, typer.Option(
     "--keep-rollback-targets", metavar="N",
     help="Scaled-down old revisions per Deployment whose images stay as rollback targets (fewer if its "
          "revisionHistoryLimit is lower); 0 keeps only what runs. Default: thresholds.keep_replicasets (3).")]
-
-
-def main() -> None:
-    """Run the ``registry`` commands on their own, with one-line errors and the documented exit codes."""
-    try:
-        app()
-    except KubeshapeError as exc:
-        err_console().print(f"[bold red]kubeshape: error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
 
 
 def _echo(lines: list[str]) -> None:
@@ -210,7 +197,3 @@ def prune(
         raise result.error
     if result is not None and result.interrupted:
         raise typer.Exit(130)
-
-
-if __name__ == "__main__":
-    main()

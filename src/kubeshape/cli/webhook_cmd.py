@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -11,29 +10,24 @@ from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 import typer
-from rich.markup import escape
 
 from kubeshape.admission import defaults
 from kubeshape.admission import manifests as mf
 from kubeshape.cli.manifest_output import match_labels, render_json_list, render_yaml
+from kubeshape.cli.subapp import sub_app
 from kubeshape.config import load_config
-from kubeshape.errors import InputError, KubeshapeError
+from kubeshape.errors import InputError
 from kubeshape.imageref import InvalidReference
 from kubeshape.imageref import parse as parse_image
-from kubeshape.ui import err_console
 
 if TYPE_CHECKING:
     from kubeshape.admission.certs import CertFiles
 
-app = typer.Typer(
-    name="webhook",
-    help="Admission webhook that stops bad deploys. It judges workloads with kubeshape's rules as they are "
-         "created or changed. 'certs' makes its TLS files, 'manifests' prints what runs it in the cluster, "
-         "'serve' runs it.",
-    no_args_is_help=True,
-    rich_markup_mode=None,  # plain help, as the root app (see cli/app.py)
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+app = sub_app(
+    "webhook",
+    "Admission webhook that stops bad deploys. It judges workloads with kubeshape's rules as they are "
+    "created or changed. 'certs' makes its TLS files, 'manifests' prints what runs it in the cluster, "
+    "'serve' runs it.",
 )
 
 MAX_CONFIG_BYTES = 1_000_000  # a ConfigMap holds at most 1 MiB
@@ -50,15 +44,6 @@ class FailurePolicy(StrEnum):
 
 
 NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the webhook.")]
-
-
-def main() -> None:
-    """Run the ``webhook`` commands on their own, with one-line errors and the documented exit codes."""
-    try:
-        app()
-    except KubeshapeError as exc:
-        err_console().print(f"[bold red]kubeshape: error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
 
 
 # -- certs ---------------------------------------------------------------------------------------------------
@@ -221,7 +206,3 @@ def manifests(
     where = f"served at {url}" if url else f"in namespace {namespace}; its TLS Secret {mf.TLS_SECRET} comes " \
                                            "from 'kubeshape webhook certs'"
     typer.echo(render_yaml(objects, f"kubeshape validating admission webhook, {where}"), nl=False)
-
-
-if __name__ == "__main__":
-    main()
