@@ -1,7 +1,8 @@
 """Run the test bed by hand.
 
-    python -m testbed up [--dir D] [--scenario homelab]
-                                       start the cluster and a registry on 127.0.0.1 (and load a scenario),
+    python -m testbed up [--dir D] [--scenario homelab|gitops]
+                                       start the cluster and a registry on 127.0.0.1 (and load a scenario;
+                                       gitops also starts Flux and a git server and has Flux apply the homelab),
                                        print how to reach them, stay up until Ctrl-C, SIGTERM or `down`
     python -m testbed down --dir D     kill every process recorded in D/pids
 """
@@ -29,14 +30,23 @@ def _up(workdir: Path, scenario: str | None) -> int:
     try:
         registry = start_registry(workdir / "registry")
         cluster.track(registry.proc)
-        if scenario:
+        extra = ""
+        if scenario == "gitops":
+            from testbed.scenarios.gitops import load_gitops
+
+            print("loading scenario gitops (Flux, git server, homelab) …", flush=True)
+            gitops = load_gitops(cluster, registry.host, workdir)
+            extra = (f"git:        {gitops.source.repo.url} (Flux follows main; a checkout: {gitops.repo.path})\n"
+                     f"flux:       GitRepository and Kustomizations in namespace flux-system, at "
+                     f"{gitops.commit[:12]}\n")
+        elif scenario:
             from testbed.scenarios.loader import load
 
             print(f"loading scenario {scenario} …", flush=True)
             load(cluster, registry.host, scenario)
         # Not in the pids file, which the reaper kills while our cluster.stop() waits for it.
         (workdir / UP_PID).write_text(f"{os.getpid()} {process_start_time(os.getpid())}\n")
-        print(_banner(cluster, registry.host, workdir), flush=True)
+        print(extra + _banner(cluster, registry.host, workdir), flush=True)
         _wait_for_signal_or_death(cluster.alive)
     finally:
         cluster.stop()
@@ -97,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="start the cluster and a registry")
     up.add_argument("--dir", type=Path, help="work dir (logs, kubeconfig, pids); default: a new temp dir")
-    up.add_argument("--scenario", help="also load a scenario from testbed/scenarios (e.g. homelab)")
+    up.add_argument("--scenario", choices=("homelab", "gitops"),
+                    help="also load a scenario: homelab (applied by hand) or gitops (the homelab through Flux)")
     down = sub.add_parser("down", help="kill what `up` started in --dir")
     down.add_argument("--dir", type=Path, required=True)
     down.add_argument("--after-stdin-eof", action="store_true", help=argparse.SUPPRESS)  # the reaper

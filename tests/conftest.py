@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from testbed.cluster import Cluster, NodeSpec, start_cluster
+from testbed.flux import Flux, start_flux
+from testbed.gitserver import GitServer, start_git_server
 from testbed.registry import Registry, start_registry
 
 
@@ -28,3 +30,20 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                       nodes=[NodeSpec("node-a", images=("homelab-dashboard:v3",)), NodeSpec("node-b")])
     yield c
     c.stop()
+
+
+@pytest.fixture(scope="session")
+def flux(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flux]:
+    """Flux's source-controller and kustomize-controller (CRDs installed) reconciling into ``cluster``; built on
+    first use (testbed/build.sh flux-source flux-kustomize)."""
+    f = start_flux(cluster, tmp_path_factory.mktemp("flux"))
+    yield f
+    f.stop()
+
+
+@pytest.fixture(scope="session")
+def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
+    """Bare repositories served over smart HTTP on 127.0.0.1 (pushes need no credentials)."""
+    server = start_git_server(tmp_path_factory.mktemp("gitserver") / "repos")
+    yield server
+    server.stop()

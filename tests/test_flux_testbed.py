@@ -4,9 +4,7 @@ the loopback git server into the shared cluster."""
 from __future__ import annotations
 
 import secrets
-import subprocess
 import time
-import urllib.error
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +12,9 @@ from typing import Any
 import pytest
 
 from testbed.cluster import Cluster
-from testbed.flux import Flux, start_flux
-from testbed.gitserver import GitServer, start_git_server
+from testbed.flux import Flux
+from testbed.gitops import WorkingCopy, condition, get_or_none
+from testbed.gitserver import GitServer
 
 SOURCE = "/apis/source.toolkit.fluxcd.io/v1"
 KUSTOMIZE = "/apis/kustomize.toolkit.fluxcd.io/v1"
@@ -49,20 +48,6 @@ spec:
 """
 
 
-@pytest.fixture(scope="module")
-def flux(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flux]:
-    f = start_flux(cluster, tmp_path_factory.mktemp("flux"))
-    yield f
-    f.stop()
-
-
-@pytest.fixture(scope="module")
-def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
-    server = start_git_server(tmp_path_factory.mktemp("gitserver") / "repos")
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def namespace(cluster: Cluster) -> Iterator[str]:
     name = f"flux-test-{secrets.token_hex(3)}"
@@ -72,50 +57,6 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     for kind in ("kustomizations.kustomize.toolkit.fluxcd.io", "gitrepositories.source.toolkit.fluxcd.io"):
         cluster.kubectl("delete", kind, "--all", "-n", name, "--timeout=60s", check=False, timeout=90)
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-class Repo:
-    """A working copy that pushes to a repository of the git server."""
-
-    def __init__(self, path: Path, url: str) -> None:
-        self.path, self.url = path, url
-        path.mkdir(parents=True)
-        self.git("init", "--quiet", "--initial-branch=main")
-        self.git("remote", "add", "origin", url)
-
-    def git(self, *args: str) -> str:
-        return subprocess.run(["git", "-C", str(self.path), "-c", "user.name=Kubeshape Test",
-                               "-c", "user.email=test@kubeshape.invalid", "-c", "commit.gpgsign=false", *args],
-                              capture_output=True, text=True, check=True).stdout.strip()
-
-    def commit_and_push(self, files: dict[str, str | None], message: str) -> str:
-        """Write (or, for None, delete) ``files``, commit, push to main; returns the commit SHA."""
-        for rel, text in files.items():
-            path = self.path / rel
-            if text is None:
-                path.unlink()
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
-        self.git("add", "--all")
-        self.git("commit", "--quiet", "-m", message)
-        self.git("push", "--quiet", "origin", "main")
-        return self.git("rev-parse", "HEAD")
-
-
-def _get(cluster: Cluster, path: str) -> dict[str, Any] | None:
-    try:
-        obj: dict[str, Any] = cluster.api("GET", path)
-    except urllib.error.HTTPError as e:
-        if e.code == 404:
-            return None
-        raise
-    return obj
-
-
-def _ready(obj: dict[str, Any] | None) -> dict[str, Any] | None:
-    conds = (obj or {}).get("status", {}).get("conditions") or []
-    return next((c for c in conds if c["type"] == "Ready"), None)
 
 
 def _wait_for(check: Callable[[], bool], what: str, flux: Flux, *objects: Callable[[], Any]) -> None:
@@ -141,7 +82,7 @@ def test_flux_crds_are_installed_and_served(cluster: Cluster, flux: Flux) -> Non
 
 def test_kustomization_applies_the_pushed_commit_and_follows_new_pushes(
         cluster: Cluster, flux: Flux, git_server: GitServer, namespace: str, tmp_path: Path) -> None:
-    repo = Repo(tmp_path / "work", git_server.create_repo(namespace))
+    repo = WorkingCopy(tmp_path / "work", git_server.create_repo(namespace))
     first = repo.commit_and_push({
         "apps/settings.yaml": CONFIGMAP.format(name="settings", greeting="hello"),
         "apps/obsolete.yaml": CONFIGMAP.format(name="obsolete", greeting="soon-gone"),
@@ -160,14 +101,14 @@ def test_kustomization_applies_the_pushed_commit_and_follows_new_pushes(
                  "sourceRef": {"kind": "GitRepository", "name": "homelab"}}})
 
     def source() -> dict[str, Any] | None:
-        return _get(cluster, f"{SOURCE}{ns}/gitrepositories/homelab")
+        return get_or_none(cluster, f"{SOURCE}{ns}/gitrepositories/homelab")
 
     def kustomization() -> dict[str, Any] | None:
-        return _get(cluster, f"{KUSTOMIZE}{ns}/kustomizations/apps")
+        return get_or_none(cluster, f"{KUSTOMIZE}{ns}/kustomizations/apps")
 
     def applied(sha: str) -> bool:
         ks = kustomization() or {}
-        ready = _ready(ks) or {}
+        ready = condition(ks) or {}
         return ready.get("status") == "True" and ks["status"].get("lastAppliedRevision") == f"main@sha1:{sha}"
 
     _wait_for(lambda: applied(first), "Kustomization Ready at the first commit", flux, source, kustomization)
@@ -182,7 +123,7 @@ def test_kustomization_applies_the_pushed_commit_and_follows_new_pushes(
     web = cluster.api("GET", f"/apis/apps/v1{ns}/deployments/web")
     assert web["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.invalid/web:1"
     assert flux_labels.items() <= web["metadata"]["labels"].items()
-    assert _get(cluster, f"/api/v1{ns}/configmaps/obsolete") is not None
+    assert get_or_none(cluster, f"/api/v1{ns}/configmaps/obsolete") is not None
     managers = {m["manager"] for m in web["metadata"]["managedFields"]}
     assert "kustomize-controller" in managers
 
@@ -198,5 +139,5 @@ def test_kustomization_applies_the_pushed_commit_and_follows_new_pushes(
     assert cluster.api("GET", f"/api/v1{ns}/configmaps/settings")["data"] == {"greeting": "bonjour"}
     web = cluster.api("GET", f"/apis/apps/v1{ns}/deployments/web")
     assert web["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.invalid/web:2"
-    _wait_for(lambda: _get(cluster, f"/api/v1{ns}/configmaps/obsolete") is None,
+    _wait_for(lambda: get_or_none(cluster, f"/api/v1{ns}/configmaps/obsolete") is None,
               "the ConfigMap removed from the repository pruned", flux, kustomization)
