@@ -2,7 +2,7 @@
 # Build the Go binaries of kubeshape's test bed from Go modules, cached by version.
 #
 #   testbed/build.sh [COMPONENT...]     COMPONENT: etcd kubernetes kwok registry helm actionlint vegeta
-#                                       flux-source flux-kustomize
+#                                       flux-source flux-kustomize flux-helm
 #                                       (default: all but vegeta, which only the benchmarks need, and the
 #                                       Flux controllers, which only the Flux tests need)
 #
@@ -24,6 +24,9 @@ VEGETA_VERSION=${KUBESHAPE_VEGETA_VERSION:-v12.13.0}
 # Flux v1.10.x needs go 1.27.0; v1.9.6 is the newest release that builds with Go 1.26.
 FLUX_SOURCE_VERSION=${KUBESHAPE_FLUX_SOURCE_VERSION:-v1.9.6}
 FLUX_KUSTOMIZE_VERSION=${KUBESHAPE_FLUX_KUSTOMIZE_VERSION:-v1.9.6}
+# helm-controller of the same Flux release (source-controller/api v1.9.0); the proxy refuses its version list,
+# not this version.
+FLUX_HELM_VERSION=${KUBESHAPE_FLUX_HELM_VERSION:-v1.6.2}
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${KUBESHAPE_TESTBED_CACHE:-$HOME/.cache/kubeshape-testbed}
@@ -149,13 +152,19 @@ build_flux-kustomize() {
     "kustomize-controller=github.com/fluxcd/kustomize-controller"
 }
 
-ALL=(etcd kubernetes kwok registry helm actionlint vegeta flux-source flux-kustomize)
+build_flux-helm() {
+  build flux-helm "$FLUX_HELM_VERSION" github.com/fluxcd/helm-controller \
+    "-s -w" \
+    "helm-controller=github.com/fluxcd/helm-controller"
+}
+
+ALL=(etcd kubernetes kwok registry helm actionlint vegeta flux-source flux-kustomize flux-helm)
 components=("$@")
 [[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kwok registry helm actionlint)
 total=$SECONDS
 for c in "${components[@]}"; do
   case $c in
-    etcd|kubernetes|kwok|registry|helm|actionlint|vegeta|flux-source|flux-kustomize) "build_$c" ;;
+    etcd|kubernetes|kwok|registry|helm|actionlint|vegeta|flux-source|flux-kustomize|flux-helm) "build_$c" ;;
     *) die "unknown component '$c' (want: ${ALL[*]})" ;;
   esac
 done

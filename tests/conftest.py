@@ -34,9 +34,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="session")
 def flux(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flux]:
-    """Flux's source-controller and kustomize-controller (CRDs installed) reconciling into ``cluster``; built on
-    first use (testbed/build.sh flux-source flux-kustomize)."""
-    f = start_flux(cluster, tmp_path_factory.mktemp("flux"))
+    """Flux's source-controller, kustomize-controller and helm-controller (CRDs installed) reconciling into
+    ``cluster``; built on first use (testbed/build.sh flux-source flux-kustomize flux-helm)."""
+    f = start_flux(cluster, tmp_path_factory.mktemp("flux"), helm=True)
     yield f
     f.stop()
 
