@@ -3,7 +3,10 @@ failed upgrade shows up in its status the way users see it."""
 
 from __future__ import annotations
 
+import json
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,3 +101,15 @@ def test_helmrelease_installs_then_reports_a_failed_upgrade(cluster: Cluster, fl
     # the failed upgrade left the running release alone
     web = cluster.api("GET", f"/apis/apps/v1{ns}/deployments/web")
     assert web["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.invalid/web:1"
+
+    # doctor says so, with Helm's reason and message, and does not call the Helm-made Deployment hand-applied
+    proc = subprocess.run([sys.executable, "-m", "kubeshape", "doctor", "--kubeconfig", str(cluster.kubeconfig),
+                           "-n", namespace, "-o", "json"], capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 1, proc.stderr
+    findings = json.loads(proc.stdout)["findings"]
+    failed = [f for f in findings if f["rule"] == "KS206"]
+    assert [f["object"]["name"] for f in failed] == ["web"], findings
+    assert failed[0]["object"]["kind"] == "HelmRelease.helm.toolkit.fluxcd.io"
+    text = json.dumps(failed[0])
+    assert "UpgradeFailed" in text and "replicas" in text, text
+    assert not [f for f in findings if f["rule"] == "KS210"], findings

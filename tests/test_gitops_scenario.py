@@ -97,3 +97,29 @@ def test_what_was_done_behind_fluxs_back(bed: Bed) -> None:
     hpas = bed.kubectl("get", "hpa", "-n", "homelab")["items"]
     assert {h["metadata"]["name"] for h in hpas} == {"family-assistant-enhanced-hpa", "whisper-hpa"}
     assert not any("kustomize.toolkit.fluxcd.io/name" in (h["metadata"].get("labels") or {}) for h in hpas)
+
+
+def doctor(bed: Bed, *args: str) -> list[dict[str, Any]]:
+    proc = subprocess.run([sys.executable, "-m", "kubeshape", "doctor", "--kubeconfig", str(bed.kubeconfig),
+                           "-o", "json", *args], capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 1, proc.stderr
+    return list(json.loads(proc.stdout)["findings"])
+
+
+def test_doctor_reads_flux_and_names_what_was_done_behind_its_back(bed: Bed) -> None:
+    findings = doctor(bed, "--repo", str(bed.checkout))
+    by_rule: dict[str, list[dict[str, Any]]] = {}
+    for f in findings:
+        by_rule.setdefault(f["rule"], []).append(f)
+    not_ready = {f["object"]["name"] for f in by_rule.get("KS206", [])}
+    assert not_ready == {"observability"}, by_rule.get("KS206")
+    assert "otel-collector.yaml" in json.dumps(by_rule["KS206"])
+    by_hand = {f["object"]["name"] for f in by_rule.get("KS210", [])}
+    assert by_hand == {"family-assistant-enhanced-hpa", "whisper-hpa"}, by_rule.get("KS210")
+    changed = by_rule.get("KS211", [])
+    assert [f["object"]["name"] for f in changed] == ["family-assistant-backend"], changed
+    text = json.dumps(changed[0])
+    assert "kubectl-set" in text and "apps/homelab/family-assistant-backend.yaml:" in text
+    # the HPAs still scale Deployments that do not exist; Flux-applied objects are not "live, not in the repo"
+    assert {"family-assistant-enhanced-hpa", "whisper-hpa"} <= {f["object"]["name"] for f in by_rule["KS601"]}
+    assert "KS204" not in by_rule and "KS203" not in by_rule

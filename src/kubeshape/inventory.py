@@ -50,6 +50,19 @@ def api_group(api_version: Any) -> str:
     return text.rpartition("/")[0] if "/" in text else ""
 
 
+# Flux's API groups. Their kinds are keyed ``Kind.group`` in ``ClusterSource.objects`` and ``listed_kinds``: a
+# Flux ``Kustomization`` is not kustomize's, and ``inv.live("HelmRelease")`` keeps meaning what the repo renders.
+FLUX_SOURCE_GROUP = "source.toolkit.fluxcd.io"
+FLUX_KUSTOMIZE_GROUP = "kustomize.toolkit.fluxcd.io"
+FLUX_HELM_GROUP = "helm.toolkit.fluxcd.io"
+FLUX_GROUPS = frozenset({FLUX_SOURCE_GROUP, FLUX_KUSTOMIZE_GROUP, FLUX_HELM_GROUP})
+
+
+def cluster_key(kind: str, group: str) -> str:
+    """The key of a listed kind in ``ClusterSource.objects``: ``Kind.group`` for Flux's groups, else ``Kind``."""
+    return f"{kind}.{group}" if group in FLUX_GROUPS else kind
+
+
 @dataclass(slots=True)
 class K8sObject:
     """One Kubernetes object from the repo or the cluster, with its provenance.
@@ -342,6 +355,9 @@ class GitSource:
     head: str | None = None
     commits: frozenset[str] = frozenset()
     tags: dict[str, str] = field(default_factory=dict)
+    remotes: dict[str, str] = field(default_factory=dict)  # remote name -> fetch URL
+    # local (``main``) and remote-tracking (``origin/main``) branches -> (commit, committer time in Unix seconds)
+    branches: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 def _event_target(ev: dict[str, Any]) -> tuple[str, str, str]:

@@ -5,6 +5,8 @@ See docs/bundle-format.md for the format. Secret values are dropped as they are 
 
 from __future__ import annotations
 
+import re
+import sys
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
@@ -13,8 +15,19 @@ from typing import Any
 import orjson
 
 from kubeshape.errors import InputError
-from kubeshape.inventory import ClusterSource, K8sObject, RegistryRepo, RegistrySnapshot, TagInfo
-from kubeshape.redact import redact_object, redact_text
+from kubeshape.inventory import (
+    FLUX_HELM_GROUP,
+    FLUX_KUSTOMIZE_GROUP,
+    FLUX_SOURCE_GROUP,
+    ClusterSource,
+    K8sObject,
+    RegistryRepo,
+    RegistrySnapshot,
+    TagInfo,
+    api_group,
+    cluster_key,
+)
+from kubeshape.redact import REDACTED, is_secret_name, redact_object, redact_text, redact_value
 from kubeshape.sources import shapes
 from kubeshape.sources._gc import bulk_load
 from kubeshape.sources.bundle_io import BundleReader, DirReader, TarReader
@@ -50,7 +63,15 @@ RESOURCE_KINDS: dict[str, str] = {
     "servicemonitors.monitoring.coreos.com": "ServiceMonitor",
     "podmonitors.monitoring.coreos.com": "PodMonitor",
     "prometheusrules.monitoring.coreos.com": "PrometheusRule",
+    f"gitrepositories.{FLUX_SOURCE_GROUP}": "GitRepository", f"ocirepositories.{FLUX_SOURCE_GROUP}": "OCIRepository",
+    f"helmrepositories.{FLUX_SOURCE_GROUP}": "HelmRepository",
+    f"kustomizations.{FLUX_KUSTOMIZE_GROUP}": "Kustomization", f"helmreleases.{FLUX_HELM_GROUP}": "HelmRelease",
 }
+MAX_FIELD_PATHS = 32  # leaf field paths kept per managedFields entry
+# Kubernetes' own controllers write every pod and ReplicaSet: what fields they own is no evidence of a change
+# made by someone, and keeping it would cost memory on large clusters.
+_SYSTEM_MANAGERS = frozenset({"kube-controller-manager", "kubelet", "kube-scheduler", "kube-apiserver"})
+_ENTRY_KEYS = ("manager", "operation", "time", "subresource")
 
 
 def strip_secret(raw: dict[str, Any]) -> dict[str, Any]:
@@ -73,13 +94,54 @@ def list_kind(doc: dict[str, Any], stem: str = "") -> str:
     return RESOURCE_KINDS.get(stem, "")
 
 
+def list_group(doc: dict[str, Any], stem: str = "") -> str:
+    """The API group of a List's items: from a typed list's ``apiVersion``, else from its file name
+    (``kustomizations.kustomize.toolkit.fluxcd.io`` → ``kustomize.toolkit.fluxcd.io``)."""
+    kind = str(doc.get("kind") or "")
+    if kind.endswith("List") and kind != "List":
+        return api_group(doc.get("apiVersion"))
+    return stem.partition(".")[2]
+
+
+def redact_item(item: dict[str, Any]) -> dict[str, Any]:
+    """:func:`redact_object`, plus the values Flux objects carry inline: a HelmRelease's ``spec.values`` and a
+    Kustomization's ``spec.postBuild.substitute`` (a value under a secret-looking key is hidden)."""
+    redact_object(item)
+    spec = item.get("spec")
+    if isinstance(spec, dict):
+        post = spec.get("postBuild")
+        for tree in (spec.get("values"), post.get("substitute") if isinstance(post, dict) else None):
+            if isinstance(tree, dict):
+                _redact_tree(tree)
+    return item
+
+
+def _redact_tree(root: dict[str, Any]) -> None:
+    """Redact, in place, every string (by its key's name and its text) and every number under a secret-looking
+    key of a values tree."""
+    stack: list[tuple[Any, str]] = [(root, "")]
+    while stack:
+        node, key = stack.pop()
+        entries = node.items() if isinstance(node, dict) else enumerate(node)
+        for k, v in list(entries):
+            name = str(k) if isinstance(node, dict) else key
+            if isinstance(v, dict | list):
+                stack.append((v, name))
+            elif isinstance(v, str):
+                node[k] = redact_value(name, v)
+            elif isinstance(v, int | float) and not isinstance(v, bool) and is_secret_name(name):
+                node[k] = REDACTED
+
+
 def add_list(cluster: ClusterSource, kind: str, items: list[Any],
-             check_item: Callable[[int, Any], None] | None = None) -> None:
-    """Add the items of one listed kind: Secrets lose their values, secret-looking env values are redacted.
+             check_item: Callable[[int, Any], None] | None = None, group: str = "") -> None:
+    """Add the items of one listed kind of API ``group``: Secrets lose their values, secret-looking values are
+    redacted, managedFields are compacted. Flux's kinds are keyed ``Kind.group`` (see ``cluster_key``).
 
     ``check_item(index, item)`` runs first on each item (while it is hot in the CPU cache) and may raise.
     """
-    cluster.listed_kinds.add(kind)
+    key = cluster_key(kind, group)
+    cluster.listed_kinds.add(key)
     if kind == "Event":
         if check_item is not None:
             for n, ev in enumerate(items):
@@ -89,7 +151,7 @@ def add_list(cluster: ClusterSource, kind: str, items: list[Any],
             redact_object(ev)  # messages can carry what a container printed
         cluster.events.extend(events)
         return
-    bucket = cluster.objects.setdefault(kind, [])
+    bucket = cluster.objects.setdefault(key, [])
     for n, item in enumerate(items):
         if check_item is not None:
             check_item(n, item)
@@ -98,19 +160,87 @@ def add_list(cluster: ClusterSource, kind: str, items: list[Any],
         if kind == "Secret":
             item = strip_secret(item)
         else:
-            redact_object(item)
+            redact_item(item)
         meta = item.get("metadata")
         if isinstance(meta, dict) and "managedFields" in meta:
             meta["managedFields"] = compact_managed_fields(meta["managedFields"])
-        bucket.append(K8sObject.from_raw(item, "cluster", kind=kind))
+        obj = K8sObject.from_raw(item, "cluster", kind=kind)
+        if group and not obj.group:  # items of a typed list may omit their apiVersion
+            obj.group = group
+        bucket.append(obj)
 
 
 def compact_managed_fields(entries: Any) -> list[dict[str, Any]]:
-    """Keep who changed an object and when (evidence of imperative edits), drop the field sets."""
+    """Keep who changed an object, how and when (evidence of imperative edits). For an ``Update`` of the object
+    itself (not a subresource) by anything but Kubernetes' own controllers, also the leaf paths of the fields it
+    owns, at most ``MAX_FIELD_PATHS`` (``fieldsTruncated`` counts the rest): field names and list keys, never a
+    value. Idempotent."""
     if not isinstance(entries, list):
         return []
-    return [{k: e.get(k) for k in ("manager", "operation", "time", "subresource") if e.get(k)}
-            for e in entries if isinstance(e, dict)]
+    out: list[dict[str, Any]] = []
+    for e in entries:
+        if type(e) is not dict:
+            continue
+        entry: dict[str, Any] = {}
+        for k in _ENTRY_KEYS:
+            v = e.get(k)
+            if v and type(v) is str:
+                entry[k] = v
+        if entry.get("operation") == "Update" and "subresource" not in entry \
+                and entry.get("manager") not in _SYSTEM_MANAGERS:
+            if "fieldsV1" in e:
+                paths, more = field_paths(e.get("fieldsV1"))
+            else:  # compacted already
+                kept = e.get("fields")
+                paths = [p for p in kept if isinstance(p, str)][:MAX_FIELD_PATHS] if isinstance(kept, list) else []
+                more = e["fieldsTruncated"] if type(e.get("fieldsTruncated")) is int else 0
+            if paths:
+                entry["fields"] = paths
+            if more > 0:
+                entry["fieldsTruncated"] = more
+        out.append(entry)
+    return out
+
+
+_PLAIN_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _segment(key: str) -> str | None:
+    """One ``fieldsV1`` key as a path segment: ``f:name`` → ``.name`` (``["a.b/c"]`` when not a plain name),
+    ``k:{"name":"app"}`` → ``[{"name":"app"}]``, ``i:3`` → ``[3]``, a set member ``v:...`` → ``[*]``."""
+    prefix, _, rest = key.partition(":")
+    if prefix == "f":
+        return f".{rest}" if _PLAIN_FIELD.fullmatch(rest) else f"[{orjson.dumps(rest).decode()}]"
+    if prefix == "k":
+        try:
+            return f"[{orjson.dumps(orjson.loads(rest)).decode()}]"
+        except orjson.JSONDecodeError:
+            return None
+    if prefix == "i" and rest.isdigit():
+        return f"[{rest}]"
+    if prefix == "v":
+        return "[*]"  # the member's value is data, not a path
+    return None
+
+
+def field_paths(fields: Any, limit: int = MAX_FIELD_PATHS) -> tuple[list[str], int]:
+    """The leaf paths of a managedFields ``fieldsV1`` set, in order (``spec.template.spec.containers
+    [{"name":"app"}].image``): at most ``limit``, and how many more there are."""
+    found: dict[str, None] = {}
+    stack: list[tuple[Any, str]] = [(fields, "")]
+    while stack:
+        node, path = stack.pop()
+        children = [(k, v) for k, v in node.items() if k != "."] if isinstance(node, dict) else []
+        if not children:
+            if path:
+                found[path.removeprefix(".")] = None
+            continue
+        for key, value in reversed(children):
+            seg = _segment(str(key))
+            if seg is not None:
+                stack.append((value, path + seg))
+    paths = list(found)
+    return [sys.intern(p) for p in paths[:limit]], max(len(paths) - limit, 0)  # shared by objects alike
 
 
 def load_bundle(path: Path, limits: Limits | None = None) -> tuple[ClusterSource, RegistrySnapshot | None]:
@@ -270,18 +400,20 @@ class _BundleLoader:
         items = doc["items"]
         if not isinstance(items, list):
             raise InputError(f"{self.path}: {name}: items: expected a list, got {describe(type(items))} -- {_FIX}")
-        kind = list_kind(doc, PurePosixPath(name).name.removesuffix(".json"))
+        stem = PurePosixPath(name).name.removesuffix(".json")
+        kind = list_kind(doc, stem)
         if not kind:
             raise InputError(f"{self.path}: {name}: cannot tell the kind of this list -- name it like "
                              "'deployments.apps.json' or set its 'kind' to e.g. 'DeploymentList'")
-        shape = shapes.item_shape(kind)
+        group = list_group(doc, stem)
+        shape = shapes.item_shape(cluster_key(kind, group))
         ok = compiled(shape)
 
         def check_item(n: int, item: Any) -> None:
             if not ok(item):
                 self._check(name, item, shape, f"items[{n}]")
 
-        add_list(self.cluster, kind, items, check_item)
+        add_list(self.cluster, kind, items, check_item, group=group)
 
     def _latest_timestamp(self) -> Any:
         latest = None

@@ -14,23 +14,23 @@ import orjson
 
 from kubeshape import __version__
 from kubeshape.errors import InputError
-from kubeshape.redact import redact_object, redact_text
-from kubeshape.sources.bundle import FORMAT_VERSION, MANIFEST, strip_secret
+from kubeshape.redact import redact_text
+from kubeshape.sources.bundle import FORMAT_VERSION, MANIFEST, compact_managed_fields, redact_item, strip_secret
 from kubeshape.sources.live import Collection, keep_rule_files
 from kubeshape.timeutil import format_time
 
 
 def bundle_members(col: Collection, registry: dict[str, Any] | None = None) -> dict[str, bytes]:
     """Bundle file name → bytes. Everything written passes the redactor again (objects in place, idempotent):
-    a bundle holds no secret value whatever collected it."""
+    a bundle holds no secret value whatever collected it. managedFields are written compacted, as they are read."""
     members: dict[str, bytes] = {}
     resources = {}
     for spec, doc in sorted(col.lists.items(), key=lambda kv: kv[0].file_stem):
         name = f"resources/{spec.file_stem}.json"
-        resources[spec.kind] = name
+        resources[spec.key] = name
         items = doc.get("items") or []
         doc["items"] = [(strip_secret(i) if spec.kind == "Secret" else keep_rule_files(i) if spec.kind == "ConfigMap"
-                         else redact_object(i)) if isinstance(i, dict) else i for i in items]
+                         else _compacted(redact_item(i))) if isinstance(i, dict) else i for i in items]
         members[name] = orjson.dumps(doc)
     for (ns, pod, container), text in sorted(col.logs.items()):
         members[f"logs/{ns}/{pod}/{container}.log"] = redact_text(text).encode()
@@ -46,6 +46,13 @@ def bundle_members(col: Collection, registry: dict[str, Any] | None = None) -> d
     }
     members[MANIFEST] = orjson.dumps(manifest, option=orjson.OPT_INDENT_2)
     return members
+
+
+def _compacted(item: dict[str, Any]) -> dict[str, Any]:
+    meta = item.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        meta["managedFields"] = compact_managed_fields(meta["managedFields"])
+    return item
 
 
 def write_bundle(path: Path, members: dict[str, bytes]) -> Path:

@@ -1,4 +1,5 @@
-"""Load what rules need from a git repository: commits (to trace image tags) and tags."""
+"""Load what rules need from a git repository: commits (to trace image tags), tags, remotes and branch heads
+(to tell whether Flux applied what was pushed)."""
 
 from __future__ import annotations
 
@@ -32,4 +33,32 @@ def load_git(root: Path) -> GitSource | None:
         sha, _, ref = line.partition(" ")
         name = ref.removeprefix("refs/tags/").removesuffix("^{}")
         tags[name] = sha
-    return GitSource(root=top.strip(), head=head, commits=commits, tags=tags)
+    return GitSource(root=top.strip(), head=head, commits=commits, tags=tags, remotes=_remotes(root),
+                     branches=_branches(root))
+
+
+def _remotes(root: Path) -> dict[str, str]:
+    """Remote name → fetch URL (``remote.<name>.url``)."""
+    out: dict[str, str] = {}
+    for line in (_git(root, "config", "--get-regexp", r"^remote\..*\.url$") or "").splitlines():
+        key, _, url = line.partition(" ")
+        name = key.removeprefix("remote.").removesuffix(".url")
+        if name and url:
+            out[name] = url.strip()
+    return out
+
+
+def _branches(root: Path) -> dict[str, tuple[str, int]]:
+    """Local and remote-tracking branches (``main``, ``origin/main``) → (commit, committer time)."""
+    out: dict[str, tuple[str, int]] = {}
+    text = _git(root, "for-each-ref", "--format=%(refname) %(objectname) %(committerdate:unix)",
+                "refs/heads", "refs/remotes") or ""
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 3 or not parts[2].isdigit():
+            continue
+        ref, sha, when = parts
+        name = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else ref.removeprefix("refs/remotes/")
+        if not name.endswith("/HEAD"):
+            out[name] = (sha, int(when))
+    return out

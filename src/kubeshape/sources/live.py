@@ -6,6 +6,7 @@ the same bytes a bundle holds and ``doctor --bundle`` on it sees what ``doctor``
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -20,11 +21,11 @@ import httpx2 as httpx  # lightkube's HTTP stack: its auth flows (token, exec, c
 import orjson
 
 from kubeshape.errors import InputError, SourceUnreachable
-from kubeshape.inventory import ClusterSource
+from kubeshape.inventory import FLUX_HELM_GROUP, FLUX_KUSTOMIZE_GROUP, FLUX_SOURCE_GROUP, ClusterSource, cluster_key
 from kubeshape.redact import LAST_APPLIED, redact_object, redact_text
 from kubeshape.sources import shapes
 from kubeshape.sources._gc import bulk_load
-from kubeshape.sources.bundle import add_list, compact_managed_fields, strip_secret
+from kubeshape.sources.bundle import add_list, compact_managed_fields, redact_item, strip_secret
 from kubeshape.sources.validate import ShapeMismatch, check, compiled
 
 PAGE_SIZE = 500
@@ -44,10 +45,17 @@ class KindSpec:
     version: str = "v1"
     namespaced: bool = True
     optional: bool = False  # a CRD that may not be installed
+    older: tuple[str, ...] = ()  # versions to list when ``version`` is not served (older releases of a CRD)
+    product: str = ""  # what installs the CRD, for one note when none of its kinds is served
 
     @property
     def file_stem(self) -> str:
         return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def key(self) -> str:
+        """The kind as ``ClusterSource`` keys it (``Kustomization.kustomize.toolkit.fluxcd.io`` for Flux's)."""
+        return cluster_key(self.kind, self.group)
 
     def path(self, namespace: str | None) -> str:
         base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
@@ -58,7 +66,7 @@ class KindSpec:
 
 # What the rules read. Secrets are deliberately absent: no rule needs their contents. ConfigMaps are listed
 # for the Prometheus rule files some hold (KS703); every other ConfigMap keeps its metadata only
-# (``keep_rule_files``).
+# (``keep_rule_files``). Flux's objects keep their status (conditions, revisions, artifact, inventory).
 KINDS: tuple[KindSpec, ...] = (
     KindSpec("Node", "nodes", namespaced=False),
     KindSpec("Namespace", "namespaces", namespaced=False),
@@ -77,6 +85,13 @@ KINDS: tuple[KindSpec, ...] = (
     KindSpec("ServiceMonitor", "servicemonitors", "monitoring.coreos.com", optional=True),
     KindSpec("PodMonitor", "podmonitors", "monitoring.coreos.com", optional=True),
     KindSpec("PrometheusRule", "prometheusrules", "monitoring.coreos.com", optional=True),
+    KindSpec("GitRepository", "gitrepositories", FLUX_SOURCE_GROUP, optional=True, product="Flux"),
+    KindSpec("OCIRepository", "ocirepositories", FLUX_SOURCE_GROUP, optional=True, older=("v1beta2",),
+             product="Flux"),
+    KindSpec("HelmRepository", "helmrepositories", FLUX_SOURCE_GROUP, optional=True, product="Flux"),
+    KindSpec("Kustomization", "kustomizations", FLUX_KUSTOMIZE_GROUP, optional=True, product="Flux"),
+    KindSpec("HelmRelease", "helmreleases", FLUX_HELM_GROUP, "v2", optional=True, older=("v2beta2",),
+             product="Flux"),
 )
 
 
@@ -450,7 +465,7 @@ def _list_kind(api: ApiClient, spec: KindSpec, namespace: str | None,
             elif spec.kind == "ConfigMap":
                 keep_rule_files(item)
             else:
-                redact_object(item)
+                redact_item(item)
     return {"kind": head.get("kind") or f"{spec.kind}List", "apiVersion": head.get("apiVersion") or
             (f"{spec.group}/{spec.version}" if spec.group else spec.version),
             "metadata": {"resourceVersion": (head.get("metadata") or {}).get("resourceVersion", "")},
@@ -473,22 +488,26 @@ def collect(api: ApiClient, namespaces: list[str] | None = None, kinds: tuple[Ki
 
     def run(job: tuple[KindSpec, str | None]) -> tuple[KindSpec, str | None, dict[str, Any] | ApiError]:
         spec, ns = job
-        try:
-            return spec, ns, _list_kind(api, spec, ns, progress)
-        except ApiError as exc:
-            return spec, ns, exc
+        for version in (spec.version, *spec.older):
+            try:
+                return spec, ns, _list_kind(api, dataclasses.replace(spec, version=version), ns, progress)
+            except ApiError as exc:
+                if exc.status != 404 or version == (spec.older or (spec.version,))[-1]:
+                    return spec, ns, exc
+        raise AssertionError("unreachable")
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(run, jobs))
+    missing: dict[KindSpec, None] = {}
     for spec, ns, result in results:
         where = f" in namespace {ns}" if ns else ""
         if isinstance(result, ApiError):
             if result.status == 404 and spec.optional:
-                out.notes.append(f"{spec.kind}: API {spec.group}/{spec.version} not installed")
+                missing[spec] = None
             elif result.status == 403:
-                out.blind_spots.append((spec.kind, f"forbidden: cannot list {spec.file_stem}{where} (RBAC)"))
+                out.blind_spots.append((spec.key, f"forbidden: cannot list {spec.file_stem}{where} (RBAC)"))
             else:
-                out.blind_spots.append((spec.kind, f"{result.status}: {result}{where}"))
+                out.blind_spots.append((spec.key, f"{result.status}: {result}{where}"))
             continue
         if progress:
             progress(spec.kind, len(result["items"]), True)
@@ -496,12 +515,31 @@ def collect(api: ApiClient, namespaces: list[str] | None = None, kinds: tuple[Ki
             out.lists[spec]["items"].extend(result["items"])
         else:
             out.lists[spec] = result
+    out.notes += _not_installed(list(missing), kinds)
     if namespaces and (ns_list := out.lists.get(KINDS[1])):
         ns_list["items"] = [n for n in ns_list["items"] if (n.get("metadata") or {}).get("name") in namespaces]
     _collect_logs(api, out, max_logs)
     out.requests = api.requests
     out.collected_at = datetime.now(UTC).replace(microsecond=0)  # as the bundle manifest records it
     return out
+
+
+def _not_installed(missing: list[KindSpec], kinds: tuple[KindSpec, ...]) -> list[str]:
+    """Notes on the optional APIs that are not served: one per kind, or one for a product none of whose kinds
+    is served (``Flux: not installed``)."""
+    notes: list[str] = []
+    done: set[str] = set()
+    for spec in missing:
+        family = [k for k in kinds if spec.product and k.product == spec.product]
+        if family and all(k in missing for k in family):
+            if spec.product not in done:
+                done.add(spec.product)
+                groups = ", ".join(sorted({k.group for k in family}))
+                notes.append(f"{spec.product}: not installed (no API of {groups} is served)")
+            continue
+        versions = " or ".join((spec.version, *spec.older))
+        notes.append(f"{spec.kind}: API {spec.group}/{versions} not installed")
+    return notes
 
 
 def _log_candidates(pods: list[dict[str, Any]], limit: int) -> list[tuple[str, str, str]]:
@@ -572,11 +610,11 @@ def to_cluster(col: Collection) -> ClusterSource:
     with bulk_load():
         for spec, doc in col.lists.items():
             items = orjson.loads(orjson.dumps(doc["items"]))
-            good, skipped = _well_formed(spec.kind, items)
+            good, skipped = _well_formed(spec.key, items)
             if skipped:
-                cluster.notes.append(f"{spec.kind}: skipped {len(skipped)} object(s) the API server returned in an "
+                cluster.notes.append(f"{spec.key}: skipped {len(skipped)} object(s) the API server returned in an "
                                      f"unexpected shape (first: {skipped[0]})")
-            add_list(cluster, spec.kind, good)
+            add_list(cluster, spec.kind, good, group=spec.group)
     for key, text in col.logs.items():
         cluster.logs[key] = text.splitlines()[-LOG_TAIL_LINES:]
     cluster.blind_spots = list(col.blind_spots)

@@ -58,6 +58,32 @@ EVENT: Shape = {
     "firstTimestamp": str, "lastTimestamp": str, "eventTime": str, "source": {"component": str},
     "reportingComponent": str,
 }
+# Flux (keyed ``Kind.group``, as ClusterSource keys them): what KS206-KS211 read.
+FLUX_CONDITIONS: Shape = [{"type": str, "status": str, "reason": str, "message": str, "lastTransitionTime": str}]
+FLUX_REF: Shape = {"kind": str, "name": str, "namespace": str}
+FLUX_ARTIFACT: Shape = {"revision": str, "lastUpdateTime": str, "url": str}
+_FLUX_SOURCE_STATUS: Shape = {"conditions": FLUX_CONDITIONS, "artifact": FLUX_ARTIFACT, "observedGeneration": int}
+_FLUX_SPEC: Shape = {"suspend": bool, "interval": str, "url": str}
+_FLUX_DEPENDS: Shape = [{"name": str, "namespace": str}]
+FLUX_SHAPES: dict[str, Shape] = {
+    "GitRepository.source.toolkit.fluxcd.io": _kind(
+        spec={**_FLUX_SPEC, "ref": {"branch": str, "tag": str, "semver": str, "name": str, "commit": str}},
+        status=_FLUX_SOURCE_STATUS),
+    "OCIRepository.source.toolkit.fluxcd.io": _kind(
+        spec={**_FLUX_SPEC, "ref": {"tag": str, "semver": str, "digest": str}}, status=_FLUX_SOURCE_STATUS),
+    "HelmRepository.source.toolkit.fluxcd.io": _kind(spec={**_FLUX_SPEC, "type": str}, status=_FLUX_SOURCE_STATUS),
+    "Kustomization.kustomize.toolkit.fluxcd.io": _kind(
+        metadata=WORKLOAD_META,
+        spec={"suspend": bool, "interval": str, "path": str, "targetNamespace": str, "sourceRef": FLUX_REF,
+              "dependsOn": _FLUX_DEPENDS},
+        status={"conditions": FLUX_CONDITIONS, "lastAppliedRevision": str, "lastAttemptedRevision": str,
+                "observedGeneration": int, "inventory": {"entries": [{"id": str, "v": str}]}}),
+    "HelmRelease.helm.toolkit.fluxcd.io": _kind(
+        metadata=WORKLOAD_META,
+        spec={"suspend": bool, "interval": str, "releaseName": str, "targetNamespace": str, "dependsOn": _FLUX_DEPENDS,
+              "chart": {"spec": {"chart": str, "version": str, "sourceRef": FLUX_REF}}, "chartRef": FLUX_REF},
+        status={"conditions": FLUX_CONDITIONS, "lastAttemptedRevision": str, "observedGeneration": int}),
+}
 ITEM_SHAPES: dict[str, Shape] = {
     "Pod": _kind(spec=POD_SPEC, status={"conditions": CONDITIONS, "containerStatuses": [CONTAINER_STATUS],
                                          "initContainerStatuses": [CONTAINER_STATUS]}),
@@ -78,6 +104,7 @@ ITEM_SHAPES: dict[str, Shape] = {
     "Prometheus": _kind(spec={"serviceMonitorSelector": SELECTOR, "ruleSelector": SELECTOR,
                               "podMonitorSelector": SELECTOR}),
     "Event": EVENT,
+    **FLUX_SHAPES,
 }
 ANY_ITEM: Shape = _kind(spec={"targetNamespace": str, "destination": {"namespace": str}})
 
@@ -97,5 +124,5 @@ REGISTRY: Shape = {
 
 
 def item_shape(kind: str) -> Shape:
-    """The shape of one listed object of ``kind``."""
+    """The shape of one listed object of ``kind`` (as ClusterSource keys it: ``Kind.group`` for Flux's)."""
     return ITEM_SHAPES.get(kind, ANY_ITEM)

@@ -1,4 +1,5 @@
-"""KS2xx manifests: one workload in many files, live state drifting from all of them, no change-cause."""
+"""KS2xx manifests, sources of truth: one workload in many files, live state drifting from all of them, no
+change-cause, unreadable files."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from kubeshape.imageref import parse_or_none
 from kubeshape.inventory import K8sObject, containers
 from kubeshape.rules._common import SYSTEM_NAMESPACES
 from kubeshape.rules.base import Context, rule
+from kubeshape.rules.manifests import _flux
 from kubeshape.timeutil import format_time, parse_time
 
 CHANGE_CAUSE = "kubernetes.io/change-cause"
@@ -205,7 +207,8 @@ def live_drift(ctx: Context) -> Iterator[Finding]:
 
     ## What it does
     Compares each live workload with every repo definition of it (image, pull policy and replicas —
-    replicas only when no HPA manages them) and flags it when it differs from all of them.
+    replicas only when no HPA manages them) and flags it when it differs from all of them. Workloads Flux
+    applies are left to KS211 (who changed which field) and KS206/KS208 (why Flux lags behind the repo).
 
     ## Why is this bad?
     Someone ran `kubectl set image`/`edit`: what runs cannot be reproduced from the repo, and the next
@@ -224,8 +227,8 @@ def live_drift(ctx: Context) -> Iterator[Finding]:
                    for h in inv.objects("HorizontalPodAutoscaler")}
     for live in inv.live_workloads:
         defs = inv.repo_by_key.get(live.key)
-        if not defs:
-            continue
+        if not defs or _flux.applied_by_flux(inv, live):
+            continue  # Flux's objects: KS211 names who changed what, KS206/KS208 why Flux lags behind the repo
         live_shape = _shape(live)
         if (live.namespace, live.name) in hpa_targets:
             live_shape.pop("replicas", None)
@@ -262,7 +265,8 @@ def live_not_in_repo(ctx: Context) -> Iterator[Finding]:
 
     ## What it does
     Lists live Deployments, StatefulSets, DaemonSets and CronJobs in namespaces the repo manages that
-    have no definition in the repository.
+    have no definition in the repository. Workloads Flux applies, and namespaces Flux manages (KS210
+    reports what Flux does not manage there), are left out.
 
     ## Why is this bad?
     Snowflakes: nobody can rebuild them after a disaster, and nobody knows who owns them.
@@ -282,6 +286,8 @@ def live_not_in_repo(ctx: Context) -> Iterator[Finding]:
             continue
         if live.namespace in SYSTEM_NAMESPACES or live.namespace not in per_ns or live.key in inv.repo_by_key:
             continue
+        if _flux.flux_covers(inv, live):
+            continue  # applied by Flux from its source, or in a namespace Flux manages: KS210 says it better
         created = live.metadata.get("creationTimestamp", "?")
         yield ctx.finding(
             live, f"live {live.kind} {live.name} is not defined in the repo",
@@ -308,7 +314,8 @@ def no_change_cause(ctx: Context) -> Iterator[Finding]:
 
     ## What it does
     For each live Deployment, counts its revisions (`deployment.kubernetes.io/revision`) and the retained
-    ReplicaSets that carry no `kubernetes.io/change-cause` annotation.
+    ReplicaSets that carry no `kubernetes.io/change-cause` annotation. Deployments Flux applies are left
+    out: their history is git's.
 
     ## Why is this bad?
     `kubectl rollout history` shows `<none>` for every revision: nobody can tell what changed, which
@@ -330,8 +337,8 @@ def no_change_cause(ctx: Context) -> Iterator[Finding]:
     limit = ctx.cfg.thresholds.max_revisions_without_cause
     for dep in inv.live("Deployment"):
         revisions = [rs for rs in inv.children.get(dep.uid, []) if rs.kind == "ReplicaSet"]
-        if not revisions:
-            continue
+        if not revisions or _flux.applied_by_flux(inv, dep):
+            continue  # under Flux the history is git's; annotating by hand would be a change behind it (KS211)
         missing = [rs for rs in revisions if not rs.annotations.get(CHANGE_CAUSE)]
         if len(missing) <= limit or _revision(dep) < 2:
             continue  # a first rollout has no history to explain
