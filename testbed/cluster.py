@@ -8,7 +8,9 @@ kube-scheduler and kwok (simulated nodes and pods, stages from testbed/kwok/).
 Pods are driven by kwok stages, selected by annotations (see testbed/kwok/scenarios.yaml):
 ``testbed.kubeshape.io/chaos: probe-429 | crashloop`` and ``testbed.kubeshape.io/image-pull: ok | backoff``.
 The image-pull annotation is set by this module's image check (it plays the kubelet's part: kwok's
-stage selectors see only the pod, not its node's images) unless a scenario sets it itself.
+stage selectors see only the pod, not its node's images) unless a scenario sets it itself. Images of a
+registry registered with ``cluster.check_registry("127.0.0.1:PORT")`` are checked there too (HEAD of the
+manifest): a tag that was never pushed, or was deleted, ends in ImagePullBackOff as on a real kubelet.
 
 Every process runs in its own process group, is recorded in ``<workdir>/pids`` and is killed by
 ``Cluster.stop()``, by an atexit hook, by ``python -m testbed down --dir <workdir>``, and by a reaper
@@ -18,6 +20,7 @@ process that notices when the Python process that started the cluster dies (even
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import http.client
 import json
@@ -32,9 +35,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +85,9 @@ class Cluster:
     version: str  # pinned Kubernetes version, e.g. "v1.34.12"
     procs: dict[str, Proc]
     timings: dict[str, float] = field(default_factory=dict)  # seconds from start until ready
+    # registries ("127.0.0.1:PORT") whose images pods pull for real (a missing manifest is ImagePullBackOff);
+    # change it through check_registry/uncheck_registry, which also (un)register the admission webhook
+    check_registries: set[str] = field(default_factory=set)
     _image_check: ImageCheck | None = None
     _reaper: subprocess.Popen[bytes] | None = None
 
@@ -133,6 +140,20 @@ class Cluster:
 
     def alive(self) -> dict[str, bool]:
         return {name: p.alive() for name, p in self.procs.items()}
+
+    def check_registry(self, host: str) -> None:
+        """From now on, pods whose image names registry ``host`` ("127.0.0.1:PORT") and whose manifest is not
+        there get ``image-pull: backoff`` (decided when the pod is created, before kwok can start it)."""
+        loopback_port(host)
+        self.check_registries.add(host)
+        if self._image_check is not None:
+            self._image_check.registries_changed()
+
+    def uncheck_registry(self, host: str) -> None:
+        """Undo ``check_registry``: images of ``host`` run again whether they exist or not."""
+        self.check_registries.discard(host)
+        if self._image_check is not None:
+            self._image_check.registries_changed()
 
     def stop(self) -> None:
         """Stop every process (clients first, etcd last); idempotent."""
@@ -193,18 +214,98 @@ def normalize_image(image: str) -> str:
     return f"{domain}/{name}{at}{digest}"
 
 
-def missing_images(pod: Mapping[str, Any], node: Mapping[str, Any]) -> list[str] | None:
-    """Unqualified container images of ``pod`` that ``node`` does not have; None if none is unqualified."""
-    images = [c["image"] for c in pod["spec"]["containers"] if is_unqualified(c["image"])]
-    if not images:
+def missing_images(pod: Mapping[str, Any], node: Mapping[str, Any], checked: Collection[str] = (),
+                   exists: Callable[[str], bool] | None = None) -> list[str] | None:
+    """Container images of ``pod`` that cannot be pulled: unqualified ones ``node`` does not have and, given
+    ``exists``, those of a ``checked`` registry whose manifest is not there. None if no image is of either sort
+    (the pod's images are not checked)."""
+    images = [c["image"] for c in pod["spec"]["containers"]]
+    remote = {i for i in images if exists is not None and _split_domain(i)[0] in checked}
+    if not remote and not any(is_unqualified(i) for i in images):
         return None
     present = {normalize_image(n) for i in node.get("status", {}).get("images") or [] for n in i.get("names", [])}
-    return [i for i in images if normalize_image(i) not in present]
+    out = []
+    for image in images:
+        if is_unqualified(image):
+            if normalize_image(image) not in present:
+                out.append(image)
+        elif image in remote and exists is not None and not exists(image):
+            out.append(image)
+    return out
+
+
+def loopback_port(host: str) -> int:
+    """The port of a registry on this machine ("127.0.0.1:PORT" or "localhost:PORT"); refuses any other host."""
+    name, _, port = host.rpartition(":")
+    if name not in ("127.0.0.1", "localhost") or not port.isdigit():
+        raise ValueError(f"{host}: only registries on 127.0.0.1:PORT are checked")
+    return int(port)
+
+
+MANIFEST_TYPES = ", ".join(("application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
+                            "application/vnd.docker.distribution.manifest.list.v2+json",
+                            "application/vnd.docker.distribution.manifest.v2+json"))
+
+
+def manifest_exists(image: str) -> bool:
+    """HEAD /v2/<repo>/manifests/<tag|digest> on the image's loopback registry: what a kubelet's pull resolves
+    first. Any answer but 200 (or no answer) means the pull would fail."""
+    domain, path = _split_domain(image)
+    name, at, digest = path.partition("@")
+    repo, colon, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "")
+    ref = digest if at else (tag if colon else "latest")
+    req = urllib.request.Request(f"http://127.0.0.1:{loopback_port(domain)}/v2/{repo}/manifests/{ref}",
+                                 method="HEAD", headers={"Accept": MANIFEST_TYPES})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return bool(resp.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+WEBHOOK = "testbed-image-check"
+
+
+class _Admission(BaseHTTPRequestHandler):
+    """Answers the apiserver's AdmissionReview for a new pod with the image-pull verdict as a JSONPatch."""
+
+    server: _AdmissionServer
+
+    def do_POST(self) -> None:
+        review = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        request = review["request"]
+        answer: dict[str, Any] = {"uid": request["uid"], "allowed": True}
+        patch = self.server.check.admission_patch(request.get("object") or {})
+        if patch:
+            answer.update(patchType="JSONPatch", patch=base64.b64encode(json.dumps(patch).encode()).decode())
+        body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                           "response": answer}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _AdmissionServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, check: ImageCheck, context: ssl.SSLContext) -> None:
+        super().__init__(("127.0.0.1", 0), _Admission)
+        self.check = check
+        self.socket = context.wrap_socket(self.socket, server_side=True)
 
 
 class ImageCheck:
     """Annotates each bound pod with unqualified images: ``image-pull: ok`` if its node has them all,
-    else ``image-pull: backoff`` and ``missing-images``. kwok's stages act on that annotation."""
+    else ``image-pull: backoff`` and ``missing-images``. kwok's stages act on that annotation.
+
+    Images of the cluster's ``check_registries`` are decided when the pod is created (a mutating admission
+    webhook on 127.0.0.1, registered only while some registry is checked): kwok starts a pod whose images all
+    name a registry as soon as it is bound, so a verdict given after binding would come too late."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
@@ -212,12 +313,79 @@ class ImageCheck:
         self._conn: http.client.HTTPSConnection | None = None
         self._rv: str | None = None
         self._thread = threading.Thread(target=self._run, name="testbed-image-check", daemon=True)
+        self._admission: _AdmissionServer | None = None
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         self._thread.start()
 
+    def registries_changed(self) -> None:
+        """Register (or update, or remove) the admission webhook for the cluster's ``check_registries``; wait
+        until the apiserver calls it."""
+        with self._lock:
+            hosts = sorted(self.cluster.check_registries)
+            path = f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{WEBHOOK}"
+            if not hosts:
+                with contextlib.suppress(urllib.error.HTTPError):
+                    self.cluster.api("DELETE", path)
+                return
+            ca = self._serve()
+            config = _webhook_config(f"https://127.0.0.1:{self._admission.server_address[1]}/admit",  # type: ignore[union-attr]
+                                     ca, hosts)
+            try:
+                config["metadata"]["resourceVersion"] = self.cluster.api("GET", path)["metadata"]["resourceVersion"]
+                self.cluster.api("PUT", path, config)
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    raise
+                self.cluster.api("POST", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+                                 config)
+            for host in hosts:
+                _poll(lambda h=host: self._probe(h), 30, f"image check webhook for {host}")  # type: ignore[misc]
+
+    def _serve(self) -> bytes:
+        """Start the webhook's HTTPS server once (a self-signed certificate for 127.0.0.1); its CA bundle."""
+        cert, key = self.cluster.workdir / "image-check.crt", self.cluster.workdir / "image-check.key"
+        if self._admission is None:
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                            "-subj", "/CN=testbed-image-check", "-addext", "subjectAltName=IP:127.0.0.1",
+                            "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(cert, key)
+            self._admission = _AdmissionServer(self, context)
+            threading.Thread(target=self._admission.serve_forever, name="testbed-image-check-webhook",
+                             daemon=True).start()
+        return cert.read_bytes()
+
+    def _probe(self, host: str) -> bool:
+        """A server-side dry-run pod with an image ``host`` lacks comes back with the backoff verdict."""
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "image-check-probe-"},
+               "spec": {"containers": [{"name": "probe", "image": f"{host}/testbed-image-check/absent:none"}]}}
+        made = self.cluster.api("POST", "/api/v1/namespaces/default/pods?dryRun=All", pod)
+        return bool((made["metadata"].get("annotations") or {}).get(IMAGE_PULL) == "backoff")
+
+    def admission_patch(self, pod: dict[str, Any]) -> list[dict[str, Any]]:
+        """JSONPatch operations adding the image-pull verdict to a new pod whose images all name a registry and
+        some a checked one (a pod with an unqualified image is decided once bound: that needs its node)."""
+        containers = (pod.get("spec") or {}).get("containers") or []
+        annotations = (pod.get("metadata") or {}).get("annotations")
+        if not containers or any(is_unqualified(str(c.get("image", ""))) for c in containers) \
+                or IMAGE_PULL in (annotations or {}):  # decided once bound, or by a scenario
+            return []
+        missing = missing_images(pod, {}, set(self.cluster.check_registries), manifest_exists)
+        if missing is None:
+            return []
+        ann = {IMAGE_PULL: "backoff", MISSING_IMAGES: ",".join(missing)} if missing else {IMAGE_PULL: "ok"}
+        if annotations is None:
+            return [{"op": "add", "path": "/metadata/annotations", "value": ann}]
+        return [{"op": "add", "path": "/metadata/annotations/" + k.replace("~", "~0").replace("/", "~1"), "value": v}
+                for k, v in ann.items()]
+
     def stop(self) -> None:
         self._stopped.set()
+        if self._admission is not None:
+            self._admission.shutdown()
+            self._admission.server_close()
         conn = self._conn
         if conn is not None and conn.sock is not None:
             with contextlib.suppress(OSError):
@@ -271,12 +439,27 @@ class ImageCheck:
         if IMAGE_PULL in (meta.get("annotations") or {}) or meta.get("deletionTimestamp"):
             return
         node = self.cluster.api("GET", f"/api/v1/nodes/{pod['spec']['nodeName']}")
-        missing = missing_images(pod, node)
+        missing = missing_images(pod, node, set(self.cluster.check_registries), manifest_exists)
         if missing is None:
             return
         ann = {IMAGE_PULL: "backoff", MISSING_IMAGES: ",".join(missing)} if missing else {IMAGE_PULL: "ok"}
         self.cluster.api("PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
                          {"metadata": {"annotations": ann}}, content_type="application/merge-patch+json")
+
+
+def _webhook_config(url: str, ca: bytes, hosts: list[str]) -> dict[str, Any]:
+    """The MutatingWebhookConfiguration sending the creation of pods with an image of ``hosts`` to ``url``."""
+    names = " || ".join(f"c.image.startsWith({json.dumps(h + '/')})" for h in hosts)
+    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": WEBHOOK},
+            "webhooks": [{"name": "image-check.testbed.kubeshape.io",
+                          "clientConfig": {"url": url, "caBundle": base64.b64encode(ca).decode()},
+                          "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                                     "resources": ["pods"], "scope": "Namespaced"}],
+                          "matchConditions": [{"name": "checked-registry",
+                                               "expression": f"object.spec.containers.exists(c, {names})"}],
+                          "failurePolicy": "Ignore", "sideEffects": "None", "timeoutSeconds": 10,
+                          "admissionReviewVersions": ["v1"], "reinvocationPolicy": "Never"}]}
 
 
 # --- process bookkeeping: <workdir>/pids holds "name pid starttime" lines

@@ -16,6 +16,7 @@ from kubeshape.errors import InputError
 from kubeshape.release import history as hist
 from kubeshape.release.kube import Kube
 from kubeshape.release.plan import Target
+from kubeshape.release.rollout import STALL_AFTER
 from kubeshape.release.transaction import ABORT, RESUME
 from kubeshape.release.workflow import (
     EXIT_ROLLOUT_FAILED,
@@ -29,7 +30,7 @@ from kubeshape.ui import err_console
 
 
 class _Reporter:
-    """Steps and warnings on stderr; rollout progress as a spinner on terminals, as lines elsewhere."""
+    """Steps and warnings on stderr; rollout and Flux progress as a spinner on terminals, as lines elsewhere."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -50,7 +51,7 @@ class _Reporter:
 
     def progress(self, message: str) -> None:
         if not self.console.is_terminal:
-            self.console.print(f"  rollout {message}", highlight=False, soft_wrap=True)
+            self.console.print(f"  {message}", highlight=False, soft_wrap=True, markup=False)
             return
         if self.live is None:
             self.live = self.console.status(message)
@@ -72,7 +73,12 @@ def _summary(result: ReleaseResult, out: Console) -> None:
         sep = " " if result.failure and result.failure.startswith("on Deployment") else ": "
         say(f"RELEASE FAILED: {result.image}{sep}{result.failure}")
     if result.commit and not result.rolled_back:
-        say(f"  commit {result.commit[:12]}")
+        pushed = f" pushed to {result.plan.git_remote}/{result.plan.git_branch}" if result.plan.gitops and \
+            result.ok else ""
+        say(f"  commit {result.commit[:12]}{pushed}")
+    if result.ok:
+        for line in result.applied:
+            say(f"  applied by Flux: {line}")
     if result.ok:
         for t in result.targets:
             watched = "" if result.outcomes else " (not watched: `kubectl rollout status` follows it)"
@@ -101,13 +107,21 @@ def _rolled_back(result: ReleaseResult) -> str:
     manifest = result.edit.path.name if result.edit else "the manifest"
     if result.revert_commit:
         git = f"git {result.revert_commit[:12]} reverts {result.commit[:12] if result.commit else 'the release'}"
+        if plan.gitops and result.applied:
+            git += f", pushed to {plan.git_remote}/{plan.git_branch} and applied by Flux ({'; '.join(result.applied)})"
+    elif result.dropped:
+        git = (f"release commit {', '.join(sha[:12] for sha in result.dropped)} removed again (never pushed to "
+               f"{plan.git_remote}/{plan.git_branch})")
     elif result.commit:
         git = "git NOT reverted (see the note below)"
     elif result.edit is not None and result.edit.changed:
         git = f"{manifest} restored, nothing committed or staged"
     else:
         git = "git untouched"
-    cluster = "; ".join(f"Deployment {t.namespace}/{t.name} {_rollback_state(t)}" for t in result.targets)
+    if plan.gitops and not result.revert_commit:
+        cluster = "cluster untouched (Flux never saw the release)" if result.dropped else ""
+    else:
+        cluster = "; ".join(f"Deployment {t.namespace}/{t.name} {_rollback_state(t)}" for t in result.targets)
     return f"ROLLED BACK to {image}{digest}: {git}" + (f"; {cluster}" if cluster else "")
 
 
@@ -115,6 +129,10 @@ def _rollback_state(t: Target) -> str:
     if t.rollback is None:
         return "rollback not watched"
     return "rollout complete" if t.rollback.ok else f"ROLLBACK ROLLOUT FAILED: {t.rollback.message}"
+
+
+class GitOps(StrEnum):
+    flux = "flux"
 
 
 def release(
@@ -156,8 +174,8 @@ def release(
                                                     help="Accept an --image without registry (not "
                                                          "recommended).")] = False,
     timeout: Annotated[float | None, typer.Option("--timeout", metavar="SECONDS",
-                                                  help="Bound each registry operation (retries included) and the "
-                                                       "rollout watch.")] = None,
+                                                  help="Bound each registry operation (retries included), the "
+                                                       "rollout watch and each wait for Flux (default 300).")] = None,
     registry: Annotated[str | None, typer.Option("--registry", metavar="REACH=NAME",
                                                  help="Push through REACH (e.g. a port-forward) to the registry "
                                                       "--image names NAME; NAME goes into the manifest.")] = None,
@@ -166,13 +184,28 @@ def release(
                                                                   "release.")] = False,
     from_file: Annotated[bool, typer.Option("--from-file", help="Live image differs from the file's: the file is "
                                                                 "the truth, release from it.")] = False,
+    gitops: Annotated[GitOps | None, typer.Option("--gitops",
+                                                  help="Release through Flux: push the commit to the branch a "
+                                                    "GitRepository follows and wait until Flux applied it (the "
+                                                    "Deployment is never patched).")] = None,
+    flux_source: Annotated[str | None, typer.Option("--flux-source", metavar="NAMESPACE/NAME",
+                                                    help="The GitRepository (default: the one following this "
+                                                         "checkout's remote and branch).")] = None,
+    flux_kustomization: Annotated[str | None, typer.Option("--flux-kustomization", metavar="NAMESPACE/NAME",
+                                                           help="The Kustomization (default: those whose inventory "
+                                                                "holds the Deployment).")] = None,
+    stall_after: Annotated[float, typer.Option("--stall-after", metavar="SECONDS",
+                                               help="Fail the watched rollout when new pods have failed to pull "
+                                                    "their image this long (0: wait for the progress "
+                                                    "deadline).")] = STALL_AFTER,
     abort: Annotated[bool, typer.Option("--abort", help="Undo the unfinished release recorded in the repository "
                                                         "at PATH (back to the last known good).")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the unfinished release recorded in the "
                                                           "repository at PATH.")] = False,
 ) -> None:
     """Release from git: tag, push, update the manifest, deploy. In order: preflight (permissions, registry,
-    clean file, drift), push, verify, update the manifest, commit, deploy, watch the rollout. Every step is
+    clean file, drift), push, verify, update the manifest, commit, deploy, watch the rollout. With --gitops flux
+    the commit is pushed and Flux deploys it (a rollback is a pushed revert Flux applies). Every step is
     journaled under .git/kubeshape/; a failure after a change is rolled back to the last known good
     (--rollback-on-failure) or left as printed, undone by --abort or continued by --resume.
 
@@ -195,7 +228,10 @@ def release(
                                   kubeconfig=kubeconfig, context=context, namespace=namespace,
                                   insecure_registry=insecure_registry, allow_dirty=allow_dirty,
                                   allow_unqualified=allow_unqualified, timeout=timeout, registry=registry,
-                                  adopt_live=adopt_live, from_file=from_file)
+                                  adopt_live=adopt_live, from_file=from_file,
+                                  gitops=gitops.value if gitops else None,
+                                  flux_source=flux_source, flux_kustomization=flux_kustomization,
+                                  stall_after=stall_after or None)
             result = run_release(opts, reporter)
     finally:
         reporter._stop()

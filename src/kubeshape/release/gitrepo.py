@@ -1,4 +1,5 @@
-"""The git operations a release needs: HEAD's state, committing one file, reverting a commit."""
+"""The git operations a release needs: HEAD's state, committing one file, reverting a commit, and for a GitOps
+release the remotes, fetching and pushing one branch."""
 
 from __future__ import annotations
 
@@ -16,9 +17,21 @@ class GitError(InputError):
     """A git command failed (its stderr's first line is in the message)."""
 
 
+class PushRejected(GitError):
+    """The remote refused a push (not a fast-forward, a server hook, a protected branch): nothing was pushed."""
+
+
+_CREDENTIALS = re.compile(r"(\w+://)[^@/\s]*@")
+
+
+def redact_url(url: str) -> str:
+    """``url`` (or any text) without the user and password an https URL may carry."""
+    return _CREDENTIALS.sub(r"\1", url)
+
+
 def _first_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[0] if lines else "no output"
+    return redact_url(lines[0]) if lines else "no output"
 
 
 class GitRepo:
@@ -88,7 +101,58 @@ class GitRepo:
             url = self.git("remote", "get-url", "origin").strip()
         except GitError:
             return None
-        return re.sub(r"^(\w+://)[^@/]*@", r"\1", url) or None
+        return redact_url(url) or None
+
+    def remotes(self) -> dict[str, str]:
+        """Remote name → fetch URL (credentials included: never print them, see ``redact_url``)."""
+        out: dict[str, str] = {}
+        for line in self.git("remote", "-v").splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == "(fetch)":
+                out.setdefault(parts[0], parts[1])
+        return out
+
+    def fetch(self, remote: str, branch: str) -> str | None:
+        """Fetch ``branch`` of ``remote``; the SHA it points at, None when the remote has no such branch."""
+        proc = _proc(self.root, "fetch", "--quiet", "--no-tags", remote, f"refs/heads/{branch}")
+        if proc.returncode != 0:
+            if "couldn't find remote ref" in proc.stderr:
+                return None
+            raise GitError(f"git fetch {remote} {branch} failed in {self.root}: {_first_line(proc.stderr)}")
+        return self.git("rev-parse", "FETCH_HEAD").strip()
+
+    def is_ancestor(self, ancestor: str, commit: str) -> bool | None:
+        """Whether ``ancestor`` is ``commit`` or one of its ancestors; None when git knows either not."""
+        code = _proc(self.root, "merge-base", "--is-ancestor", ancestor, commit).returncode
+        return True if code == 0 else False if code == 1 else None
+
+    def count(self, revisions: str) -> int:
+        """How many commits ``git rev-list`` lists for ``revisions`` (e.g. ``A..B``)."""
+        return int(self.git("rev-list", "--count", revisions).strip() or 0)
+
+    def remote_contains(self, remote: str, branch: str, sha: str) -> bool:
+        """Fetch ``branch`` of ``remote``: does it hold commit ``sha``?"""
+        tip = self.fetch(remote, branch)
+        return tip is not None and bool(self.is_ancestor(sha, tip))
+
+    def push(self, remote: str, sha: str, branch: str) -> None:
+        """Push commit ``sha`` to ``branch`` of ``remote`` (a fast-forward); raise PushRejected when the remote
+        refuses it, GitError when it cannot be reached."""
+        proc = _proc(self.root, "push", "--porcelain", remote, f"{sha}:refs/heads/{branch}")
+        if proc.returncode == 0:
+            return
+        refused = [ln.split("\t")[-1].strip() for ln in proc.stdout.splitlines() if ln.startswith("!")]
+        said = [ln.removeprefix("remote:").strip() for ln in proc.stderr.splitlines() if ln.startswith("remote:")]
+        said = [ln for ln in said if ln and not ln.lower().startswith("error: hook declined")]
+        url = redact_url(self.remotes().get(remote, remote))
+        if refused:
+            why = refused[0] + (f" -- the server said: {said[0]}" if said else "")
+            raise PushRejected(f"git push of {sha[:12]} to {remote} ({url}) branch {branch} was rejected: {why}")
+        raise GitError(f"git push to {remote} ({url}) branch {branch} failed: {_first_line(proc.stderr)}")
+
+    def reset_keep(self, sha: str) -> None:
+        """Move the branch back to ``sha``, updating the files that change (refused over local edits)."""
+        self.git("reset", "--quiet", "--keep", sha)
 
     def commit_file(self, path: Path, message: str) -> str:
         """Commit ``path`` alone (other staged changes stay staged); returns the new HEAD SHA."""
@@ -118,13 +182,17 @@ class GitRepo:
         return self.git("rev-parse", "HEAD").strip()
 
 
-def _run(cwd: Path, *args: str, check: bool = True) -> str:
+def _proc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
     try:
-        proc = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, timeout=120,
+        return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, timeout=120,
                               check=False, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise GitError(f"git {args[0]}: {exc}") from None
+        raise GitError(f"git {args[0]}: {redact_url(str(exc))}") from None
+
+
+def _run(cwd: Path, *args: str, check: bool = True) -> str:
+    proc = _proc(cwd, *args)
     if check and proc.returncode != 0:
         raise GitError(f"git {' '.join(args[:2])} failed in {cwd}: {_first_line(proc.stderr or proc.stdout)}")
     return proc.stdout

@@ -1,5 +1,6 @@
 """The few API calls a release makes: read a Deployment and its ReplicaSets and pods, patch its image and
-change-cause, annotate a ReplicaSet with the rollout's result, look for Flux image automation."""
+change-cause, annotate a ReplicaSet with the rollout's result, look for Flux image automation; for a GitOps
+release read Flux objects and ask them to reconcile (an annotation)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,10 @@ class Kube:
                 raise KubeError(f"{what} not found in context '{self.context}'") from None
             raise KubeError(f"cannot read {what} ({exc.status}: {exc})") from None
 
+    def get(self, path: str, what: str, params: dict[str, Any] | None = None) -> Any:
+        """GET ``path`` (``what`` names it in errors: not found, refused)."""
+        return self._get(path, what, params)
+
     def deployment(self, namespace: str, name: str) -> dict[str, Any]:
         return dict(self._get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
                               f"Deployment {namespace}/{name}"))
@@ -78,10 +83,11 @@ class Kube:
                         {"labelSelector": selector_string(dep)})
         return list(doc.get("items") or [])
 
-    def _patch(self, path: str, body: dict[str, Any], what: str) -> dict[str, Any]:
+    def _patch(self, path: str, body: dict[str, Any], what: str,
+               content_type: str = "application/strategic-merge-patch+json") -> dict[str, Any]:
         try:
             resp = self.api.http.patch(f"{path}?fieldManager={quote(FIELD_MANAGER)}", content=orjson.dumps(body),
-                                       headers={"Content-Type": "application/strategic-merge-patch+json"})
+                                       headers={"Content-Type": content_type})
         except httpx.TransportError as exc:
             raise SourceUnreachable(f"the API server of context '{self.context}' did not answer while patching "
                                     f"{what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
@@ -111,6 +117,10 @@ class Kube:
             notes[DIGEST] = digest
         self._patch(f"/apis/apps/v1/namespaces/{meta['namespace']}/replicasets/{meta['name']}",
                     {"metadata": {"annotations": notes}}, f"ReplicaSet {meta['namespace']}/{meta['name']}")
+
+    def annotate(self, path: str, annotations: dict[str, str], what: str) -> dict[str, Any]:
+        """Merge ``annotations`` into the object at ``path`` (a JSON merge patch: custom resources too)."""
+        return self._patch(path, {"metadata": {"annotations": annotations}}, what, "application/merge-patch+json")
 
     def allowed(self, verb: str, group: str, resource: str, namespace: str, name: str | None = None) -> bool:
         """SelfSubjectAccessReview: may these credentials ``verb`` the ``resource``?"""

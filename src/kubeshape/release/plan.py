@@ -1,5 +1,6 @@
 """What a release will do, decided before its first side effect and kept in the journal: the image, the file,
-the Deployments with their images before and after, and the last known good each one returns to on failure."""
+the Deployments with their images before and after, the last known good each one returns to on failure, and for
+a GitOps release the remote, branch and Flux objects it goes through."""
 
 from __future__ import annotations
 
@@ -58,6 +59,12 @@ class Plan:
     poll: float = 1.0
     timeout: float | None = None
     notes: list[str] = field(default_factory=list)
+    stall_after: float | None = 30.0  # failed pulls on new pods for this long fail the rollout (None: deadline)
+    gitops: str | None = None  # "flux": push the commit and let Flux apply it (never patch the workload)
+    flux_source: str | None = None  # the GitRepository, "namespace/name"
+    flux_kustomizations: list[str] = field(default_factory=list)  # "namespace/name" of each deploying one
+    git_remote: str | None = None  # the remote the GitRepository follows
+    git_branch: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc = {f.name: getattr(self, f.name) for f in fields(self)}

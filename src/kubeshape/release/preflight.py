@@ -13,21 +13,24 @@ from kubeshape.release.plan import Target
 
 NEEDED = (("patch", "apps", "deployments"), ("list", "apps", "replicasets"), ("watch", "apps", "replicasets"),
           ("list", "", "pods"), ("watch", "", "pods"))
+NEEDED_GITOPS = (("get", "apps", "deployments"), *NEEDED[1:])  # Flux changes the Deployment, kubeshape watches
 
 
 class DriftError(InputError):
     """The live Deployment runs another image than the file names."""
 
 
-def check_access(kube: Kube, targets: list[Target]) -> None:
-    """Refuse unless the credentials may patch each Deployment and list/watch its ReplicaSets and pods."""
+def check_access(kube: Kube, targets: list[Target], gitops: bool = False) -> None:
+    """Refuse unless the credentials may patch (through Flux: read) each Deployment and list/watch its
+    ReplicaSets and pods."""
+    does = "reads the Deployment" if gitops else "patches the Deployment"
     for t in targets:
-        for verb, group, resource in NEEDED:
+        for verb, group, resource in NEEDED_GITOPS if gitops else NEEDED:
             name = t.name if resource == "deployments" else None
             if not kube.allowed(verb, group, resource, t.namespace, name):
                 what = f"deployments/{t.name}" if name else resource
                 raise InputError(f"context '{kube.context}' may not {verb} {what} in namespace {t.namespace}: a "
-                                 "release patches the Deployment and lists/watches its ReplicaSets and pods -- use "
+                                 f"release {does} and lists/watches its ReplicaSets and pods -- use "
                                  "credentials with those rights (nothing was pushed or committed)")
 
 

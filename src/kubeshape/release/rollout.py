@@ -1,6 +1,7 @@
 """Follow a Deployment's rollout by ``kubectl rollout status`` rules until it completes or exceeds its
 ``progressDeadlineSeconds`` (the controller's verdict; kubeshape adds only a grace period in case the
-controller is not running)."""
+controller is not running) -- or until new pods have failed to pull their image for ``stall_after`` seconds:
+a tag that does not exist will not appear by waiting out a 600 s deadline."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from kubeshape.release.kube import REVISION, Kube
 
 DEFAULT_DEADLINE = 600
 GRACE = 30.0
+STALL_AFTER = 30.0  # seconds of failed pulls on new pods (a kubelet has retried twice by then)
+PERMANENT_PULL = {"InvalidImageName", "ErrImageNeverPull"}  # no retry can succeed
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,21 +69,36 @@ def current_replicaset(dep: dict[str, Any], replicasets: list[dict[str, Any]]) -
     return next((rs for rs in replicasets if revision_of(rs) == want), None)
 
 
+def _owned_by(pods: list[dict[str, Any]], rs: dict[str, Any] | None) -> list[dict[str, Any]]:
+    uid = ((rs or {}).get("metadata") or {}).get("uid")
+    return [p for p in pods if not uid or any(o.get("uid") == uid for o in (p.get("metadata") or {})
+                                              .get("ownerReferences") or [])]
+
+
+def _waiting(pod: dict[str, Any]) -> list[tuple[str, str]]:
+    """(reason, image) of the pod's containers waiting to pull or restart."""
+    out = []
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        reason = ((cs.get("state") or {}).get("waiting") or {}).get("reason")
+        if reason in PULL_FAILURES or reason in CRASHING:
+            out.append((str(reason), str(cs.get("image"))))
+    return out
+
+
 def pod_problems(pods: list[dict[str, Any]], rs: dict[str, Any] | None) -> list[str]:
     """``pod NAME: ImagePullBackOff (image)`` for pods of ``rs`` stuck pulling or crashing."""
-    uid = ((rs or {}).get("metadata") or {}).get("uid")
     out = []
-    for pod in pods:
-        meta = pod.get("metadata") or {}
-        if uid and not any(o.get("uid") == uid for o in meta.get("ownerReferences") or []):
-            continue
-        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-            reason = ((cs.get("state") or {}).get("waiting") or {}).get("reason")
-            if reason in PULL_FAILURES or reason in CRASHING:
-                out.append(f"pod {meta.get('name')}: {reason} ({cs.get('image')})")
+    for pod in _owned_by(pods, rs):
+        name = (pod.get("metadata") or {}).get("name")
+        out += [f"pod {name}: {reason} ({image})" for reason, image in _waiting(pod)]
         if (why := unschedulable(pod)) is not None:
-            out.append(f"pod {meta.get('name')}: FailedScheduling ({why})")
+            out.append(f"pod {name}: FailedScheduling ({why})")
     return sorted(out)
+
+
+def pull_failures(pods: list[dict[str, Any]], rs: dict[str, Any] | None) -> set[str]:
+    """The pull-failure reasons (ErrImagePull, ImagePullBackOff, …) shown by pods of ``rs``."""
+    return {reason for pod in _owned_by(pods, rs) for reason, _ in _waiting(pod) if reason in PULL_FAILURES}
 
 
 def unschedulable(pod: dict[str, Any]) -> str | None:
@@ -105,11 +123,13 @@ class Outcome:
 
 
 def watch(kube: Kube, namespace: str, name: str, progress: Callable[[str], None], *, poll: float = 1.0,
-          grace: float = GRACE, timeout: float | None = None) -> Outcome:
-    """Poll until the rollout completes or fails (or ``timeout`` seconds pass); ``progress`` gets each new
-    status line."""
+          grace: float = GRACE, timeout: float | None = None, stall_after: float | None = STALL_AFTER) -> Outcome:
+    """Poll until the rollout completes or fails (or ``timeout`` seconds pass, or new pods fail to pull their
+    image for ``stall_after`` seconds; None: only the progress deadline); ``progress`` gets each new status
+    line."""
     start = time.monotonic()
     last = ""
+    pulls_failing: float | None = None  # since when new pods keep failing to pull
     while True:
         dep = kube.deployment(namespace, name)
         if (dep.get("spec") or {}).get("paused"):
@@ -117,8 +137,11 @@ def watch(kube: Kube, namespace: str, name: str, progress: Callable[[str], None]
                                   f"`kubectl rollout resume deployment/{name} -n {namespace}`", 0.0, dep)
         state = rollout_state(dep)
         rs = current_replicaset(dep, kube.replicasets(dep))
-        problems = pod_problems(kube.pods(dep), rs) if state.done is not True else []
+        pods = kube.pods(dep) if state.done is not True else []
+        problems = pod_problems(pods, rs) if state.done is not True else []
         elapsed = time.monotonic() - start
+        failing = pull_failures(pods, rs) if state.done is None and rs is not None else set()
+        pulls_failing = (pulls_failing if pulls_failing is not None else elapsed) if failing else None
         line = state.message + (f" -- {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1
                                                           else "") if problems else "")
         if line != last:
@@ -126,6 +149,11 @@ def watch(kube: Kube, namespace: str, name: str, progress: Callable[[str], None]
             last = line
         if state.done is not None:
             return Outcome(state.done, state.message, elapsed, dep, rs, problems)
+        if pulls_failing is not None and stall_after is not None and (
+                failing & PERMANENT_PULL or elapsed - pulls_failing >= stall_after):
+            held = f"for {elapsed - pulls_failing:.0f}s" if not failing & PERMANENT_PULL else "for good"
+            return Outcome(False, f"rollout of deployment {name} stalled: new pods cannot pull their image "
+                                  f"({', '.join(sorted(failing))} {held})", elapsed, dep, rs, problems)
         if timeout is not None and elapsed > timeout:
             return Outcome(False, f"no verdict within --timeout {timeout:g}s", elapsed, dep, rs, problems)
         if elapsed > progress_deadline(dep) + grace:

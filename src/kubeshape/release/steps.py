@@ -1,5 +1,6 @@
 """The steps of a release after the push, each with its compensation: one table that both ``run`` and
-``compensate`` walk, driven by the journal (what was begun or done, with the data its undo needs)."""
+``compensate`` walk, driven by the journal (what was begun or done, with the data its undo needs). A GitOps
+release replaces ``deploy`` by the steps of ``gitops``."""
 
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ class Txn:
     outcomes: list[Outcome] = field(default_factory=list)
     reverted: list[str] = field(default_factory=list)  # commits reverted in the index, not yet committed
     notes: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # release commits removed again: never pushed
+    applied: list[str] = field(default_factory=list)  # "Kustomization ns/name at REVISION" (GitOps)
+    pushed: bool | None = None  # GitOps: did the release commit reach the remote (None: not asked yet)
 
     @property
     def path(self) -> Path | None:
@@ -58,6 +62,28 @@ class Txn:
             return None
         return Edit(self.path, str(self.plan.kind), e["before"], e["after"], e["image_before"], e["image_after"],
                     list(e.get("markers") or []))
+
+
+def release_pushed(txn: Txn) -> bool:
+    """GitOps: whether the commits of the release reached the remote (asked of the remote when the journal
+    cannot tell; when the remote cannot be asked either, assume they did)."""
+    if txn.pushed is None:
+        entry = txn.journal.entry("git-push")
+        if entry is None or entry.get("rejected"):
+            txn.pushed = False
+        elif entry["state"] == "done":
+            txn.pushed = True
+        else:
+            try:
+                txn.pushed = txn.repo.remote_contains(str(txn.plan.git_remote), str(txn.plan.git_branch),
+                                                      str(entry.get("sha")))
+            except KubeshapeError:
+                txn.pushed = True
+    return txn.pushed
+
+
+def rollout_progress(reporter: Reporter) -> Callable[[str], None]:
+    return lambda line: reporter.progress(f"rollout {line}")
 
 
 def plan_file(plan: Plan, image: str) -> Edit:
@@ -154,8 +180,8 @@ def run_watch(txn: Txn) -> None:
     txn.outcomes.clear()
     for t in txn.plan.targets:
         txn.reporter.step(f"watching Deployment {t.namespace}/{t.name} (progress deadline from its spec)")
-        outcome = watch(txn.kube, t.namespace, t.name, txn.reporter.progress, poll=txn.plan.poll,
-                        timeout=txn.plan.timeout)
+        outcome = watch(txn.kube, t.namespace, t.name, rollout_progress(txn.reporter), poll=txn.plan.poll,
+                        timeout=txn.plan.timeout, stall_after=txn.plan.stall_after)
         txn.outcomes.append(outcome)
         record(txn.kube, outcome, txn.plan.digest)
         if not outcome.ok:
@@ -172,6 +198,15 @@ def _undo_commit(txn: Txn, entry: dict[str, Any]) -> None:
     if sha is None and entry.get("base") and txn.repo.head() != entry["base"]:
         sha = txn.repo.head()  # stopped between the commit and the journal's note of it
     if sha is None:
+        return
+    if txn.plan.gitops and not release_pushed(txn) and txn.repo.head() == sha and entry.get("base"):
+        try:
+            txn.repo.reset_keep(str(entry["base"]))  # never left this checkout: no revert needed
+        except KubeshapeError as exc:
+            txn.notes.append(f"the unpushed commit {str(sha)[:12]} could not be removed ({exc}): run `git reset "
+                             f"--keep {str(entry['base'])[:12]}` once your local changes are saved")
+            return
+        txn.dropped.append(str(sha))
         return
     try:
         txn.repo.git("revert", "--no-commit", str(sha))
@@ -202,8 +237,8 @@ def _undo_deploy(txn: Txn, entry: dict[str, Any]) -> None:
         txn.kube.set_images(t.namespace, t.name, t.restore, cause)
         txn.reporter.step(f"cluster: Deployment {t.namespace}/{t.name} set back (change-cause {cause!r})")
         try:
-            t.rollback = watch(txn.kube, t.namespace, t.name, txn.reporter.progress, poll=plan.poll,
-                               timeout=plan.timeout)
+            t.rollback = watch(txn.kube, t.namespace, t.name, rollout_progress(txn.reporter), poll=plan.poll,
+                               timeout=plan.timeout, stall_after=plan.stall_after)
             record(txn.kube, t.rollback, t.lkg_digest)
         except KubeshapeError as exc:
             txn.notes.append(f"the rollback of Deployment {t.namespace}/{t.name} was not watched ({exc}): "

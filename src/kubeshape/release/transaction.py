@@ -1,6 +1,6 @@
 """Run the journaled steps of a release; on any failure compensate every step taken (with
-``--rollback-on-failure``, or always while nothing left the work tree), else say exactly what was left and the
-one command that undoes it."""
+``--rollback-on-failure``, or always while nothing left the work tree -- for a GitOps release: while nothing was
+pushed), else say exactly what was left and the one command that undoes it."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubeshape.errors import KubeshapeError
+from kubeshape.release import gitops
 from kubeshape.release.edit import Edit
 from kubeshape.release.interrupt import abort_on_signals
 from kubeshape.release.plan import Plan, Target, tag_of
 from kubeshape.release.rollout import Outcome
-from kubeshape.release.steps import STEPS, UNDO, Txn, plan_file
+from kubeshape.release.steps import STEPS, UNDO, Step, Txn, plan_file, release_pushed
 from kubeshape.release.yamltext import EditError
 
 ABORT = "kubeshape release --abort"
@@ -32,6 +33,8 @@ class ReleaseResult:
     revert_commit: str | None = None
     left: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # release commits removed again (never pushed)
+    applied: list[str] = field(default_factory=list)  # GitOps: "Kustomization ns/name at REVISION"
 
     @property
     def ok(self) -> bool:
@@ -50,17 +53,28 @@ class ReleaseResult:
         return self.plan.targets
 
 
+GITOPS_STEPS: list[Step] = [*STEPS[:3], ("git-push", gitops.run_git_push, gitops.undo_git_push),
+                             ("flux-apply", gitops.run_flux_apply, None), STEPS[-1]]
+ALL_UNDO = {**UNDO, **{name: undo for name, _, undo in GITOPS_STEPS}}
+
+
+def steps_of(txn: Txn) -> list[Step]:
+    """A GitOps release pushes and lets Flux apply where a direct one patches the Deployment."""
+    return GITOPS_STEPS if txn.plan.gitops else STEPS
+
+
 def execute(txn: Txn) -> ReleaseResult:
     """Run the steps not yet done; a failure (SIGINT/SIGTERM included) ends in compensation or a report."""
     try:
         with abort_on_signals():
-            for name, run, _ in STEPS:
+            for name, run, _ in steps_of(txn):
                 if not txn.journal.done(name):
                     run(txn)
     except Exception as exc:  # every failure after a side effect must be answered
         message = str(exc) if isinstance(exc, KubeshapeError) else f"{type(exc).__name__}: {exc}"
         txn.journal.fail(message)
         return _failed(txn, " ".join(message.split()))
+    txn.applied = txn.applied or list((txn.journal.entry("flux-apply") or {}).get("applied") or [])
     txn.journal.close()
     return _result(txn)
 
@@ -68,10 +82,14 @@ def execute(txn: Txn) -> ReleaseResult:
 def _result(txn: Txn, failure: str | None = None) -> ReleaseResult:
     commit = (txn.journal.entry("commit") or {}).get("sha")
     return ReleaseResult(txn.plan, txn.edit(), commit, list(txn.outcomes), failure,
-                         notes=[*txn.plan.notes, *txn.notes])
+                         notes=[*txn.plan.notes, *txn.notes], dropped=list(txn.dropped), applied=list(txn.applied))
 
 
 def _changed_beyond_work_tree(txn: Txn) -> bool:
+    """Whether git's history elsewhere, or the cluster, changed. A GitOps release's local commits do not count
+    until they were pushed: undoing them leaves no trace."""
+    if txn.plan.gitops:
+        return release_pushed(txn)
     return any((s["name"] in ("adopt", "commit") and s.get("sha")) or (s["name"] == "deploy")
                for s in txn.journal.steps)
 
@@ -88,11 +106,16 @@ def _failed(txn: Txn, failure: str) -> ReleaseResult:
 def compensate(txn: Txn, failure: str | None) -> ReleaseResult:
     """Undo every step the journal records, newest first, then commit the git side of it once."""
     for entry in reversed(txn.journal.steps):
-        undo = UNDO.get(entry["name"])
+        undo = ALL_UNDO.get(entry["name"])
         if undo is not None:
             undo(txn, entry)
-    result = _result(txn, failure or txn.journal.data.get("failure") or "aborted")
-    result.revert_commit = _commit_reverts(txn, result.failure or "")
+    why = failure or txn.journal.data.get("failure") or "aborted"
+    revert = _commit_reverts(txn, why)
+    if txn.plan.gitops:
+        txn.applied = []
+        gitops.settle_revert(txn, revert)
+    result = _result(txn, why)
+    result.revert_commit = revert
     result.rolled_back = True
     _flux_note(txn, result)
     txn.journal.close()
@@ -152,6 +175,8 @@ def leftovers(txn: Txn) -> list[str]:
             out.append(f"git: commit {str(s['sha'])[:12]} ({plan.subject})")
         elif name == "edit" and "after" in s and not (txn.journal.entry("commit") or {}).get("sha"):
             out.append(f"work tree: {plan.file} edited, not committed")
+        elif name in ("git-push", "flux-apply"):
+            out.extend(gitops.leftovers(txn, s))
         elif name == "deploy":
             out.extend(f"cluster: Deployment {t.namespace}/{t.name} set to {', '.join(sorted(set(t.after.values())))}"
                        f" (was {', '.join(sorted(set(t.before.values())))})" for t in plan.targets)

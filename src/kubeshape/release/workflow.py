@@ -1,6 +1,7 @@
 """``kubeshape release``: tag from git → preflight → build/copy/push → verify the tag → edit the manifest →
-commit → set the image and change-cause on the live Deployment → watch; on failure, compensate every step taken
-(back to the last known good) or say what was left.
+commit → set the image and change-cause on the live Deployment (``--gitops flux``: push the commit and wait until
+Flux applied it) → watch; on failure, compensate every step taken (back to the last known good) or say what was
+left.
 
 Nothing in git, the work tree or the cluster changes until preflight passed and the image is in the registry
 under its tag; until then errors abort with one line and leave everything untouched.
@@ -15,6 +16,8 @@ from kubeshape.errors import InputError, KubeshapeError
 from kubeshape.imageref import ImageRef, InvalidReference, parse
 from kubeshape.release.edit import Edit, plan_kustomization, plan_manifest
 from kubeshape.release.errors import ReleaseAborted, ReleaseError
+from kubeshape.release.flux import FluxTarget
+from kubeshape.release.fluxcheck import flux_preflight
 from kubeshape.release.gitrepo import GitRepo
 from kubeshape.release.interrupt import Interrupted, abort_on_signals
 from kubeshape.release.journal import Journal
@@ -22,6 +25,7 @@ from kubeshape.release.kube import Kube
 from kubeshape.release.plan import Plan, Target
 from kubeshape.release.preflight import check_access, check_drift, last_known_good
 from kubeshape.release.publish import publish, registry_target
+from kubeshape.release.rollout import STALL_AFTER
 from kubeshape.release.steps import Reporter, Txn
 from kubeshape.release.tagging import ReleaseTag, compute_tag
 from kubeshape.release.transaction import ReleaseResult, compensate, execute
@@ -59,6 +63,10 @@ class ReleaseOptions:
     registry: str | None = None  # REACH=NAME: push through REACH, write NAME
     adopt_live: bool = False
     from_file: bool = False
+    gitops: str | None = None  # "flux": push the commit, let Flux apply it
+    flux_source: str | None = None  # NAMESPACE/NAME of the GitRepository
+    flux_kustomization: str | None = None  # NAMESPACE/NAME of the Kustomization
+    stall_after: float | None = STALL_AFTER  # seconds of failed pulls on new pods that fail the rollout
 
     @property
     def cluster(self) -> bool:
@@ -96,7 +104,26 @@ def _check_options(opts: ReleaseOptions) -> ImageRef:
     if opts.cluster and not (opts.manifest or opts.kustomization):
         raise InputError("--kubeconfig/--context update the Deployment the edited file deploys: add --manifest "
                          "or --kustomization")
+    if opts.stall_after is not None and opts.stall_after < 0:
+        raise InputError(f"--stall-after {opts.stall_after:g}: give seconds (0: wait for the progress deadline)")
+    _check_gitops(opts)
     return ref
+
+
+def _check_gitops(opts: ReleaseOptions) -> None:
+    if opts.gitops is None:
+        if opts.flux_source or opts.flux_kustomization:
+            raise InputError("--flux-source/--flux-kustomization choose the Flux objects of a release through "
+                             "Flux: add --gitops flux")
+        return
+    if opts.gitops != "flux":
+        raise InputError(f"--gitops {opts.gitops}: only flux is supported")
+    if not opts.cluster:
+        raise InputError("--gitops flux waits for Flux in the cluster: add --kubeconfig or --context")
+    if not (opts.manifest or opts.kustomization):
+        raise InputError("--gitops flux releases by pushing an edited file: add --manifest or --kustomization")
+    if not opts.commit:
+        raise InputError("--gitops flux pushes the release commit for Flux to apply: drop --no-commit")
 
 
 def _plan(opts: ReleaseOptions, ref: ImageRef, tag: str, digest: str | None) -> Edit | None:
@@ -115,8 +142,9 @@ def subject(service: str, tag: ReleaseTag, digest: str | None) -> str:
     return f"release {service} {tag.tag} ({digest or 'digest unknown'}) from {tag.short_sha}{dirty}"
 
 
-def _targets(opts: ReleaseOptions, kube: Kube, edit: Edit) -> list[Target]:
-    """The live Deployments the file deploys, with their current images."""
+def _targets(opts: ReleaseOptions, kube: Kube, edit: Edit, namespaces: dict[str, str]) -> list[Target]:
+    """The live Deployments the file deploys (in ``namespaces`` where Flux put them), with their current
+    images."""
     deployments = [w for w in edit.workloads if w.kind == "Deployment"]
     if not deployments:
         found = ", ".join(str(w) for w in edit.workloads) or "no workload running the image"
@@ -124,7 +152,7 @@ def _targets(opts: ReleaseOptions, kube: Kube, edit: Edit) -> list[Target]:
                          "in the cluster")
     out = []
     for w in deployments:
-        ns = opts.namespace or w.namespace or kube.default_namespace
+        ns = opts.namespace or namespaces.get(w.name) or w.namespace or kube.default_namespace
         dep = kube.deployment(ns, w.name)
         live = {str(c.get("name")): str(c.get("image")) for c in dep["spec"]["template"]["spec"]["containers"]}
         missing = [c for c in w.containers if c not in live]
@@ -135,12 +163,12 @@ def _targets(opts: ReleaseOptions, kube: Kube, edit: Edit) -> list[Target]:
     return out
 
 
-def _preflight(opts: ReleaseOptions, kube: Kube, planned: Edit, reporter: Reporter) -> tuple[list[Target], str | None,
-                                                                                             list[str]]:
+def _preflight(opts: ReleaseOptions, kube: Kube, planned: Edit, reporter: Reporter,
+               flux: FluxTarget | None) -> tuple[list[Target], str | None, list[str]]:
     """Targets (with their last known good), the live image to adopt, notes; refuse before any side effect."""
-    targets = _targets(opts, kube, planned)
+    targets = _targets(opts, kube, planned, flux.namespaces if flux else {})
     adopt = check_drift(targets, planned, opts.adopt_live, opts.from_file)
-    check_access(kube, targets)
+    check_access(kube, targets, gitops=flux is not None)
     notes = [n for t in targets if (n := last_known_good(kube, t)) is not None]
     for t in targets:
         if t.lkg:
@@ -164,14 +192,21 @@ def run_release(opts: ReleaseOptions, reporter: Reporter) -> ReleaseResult:
         raise InputError(f"{planned.path} has uncommitted changes: commit or stash them first")
     kube = Kube.connect(opts.kubeconfig, opts.context) if opts.cluster else None
     try:
-        targets, adopt, notes = _preflight(opts, kube, planned, reporter) if kube and planned else ([], None, [])
+        flux = flux_preflight(kube, repo, state.branch, planned, opts.namespace, opts.flux_source,
+                              opts.flux_kustomization, reporter) if opts.gitops and kube and planned else None
+        targets, adopt, notes = _preflight(opts, kube, planned, reporter, flux) if kube and planned else ([], None,
+                                                                                                       [])
         container = planned.workloads[0].containers[0] if planned and planned.workloads else opts.container
         plan = Plan(ref.path.rsplit("/", 1)[-1], tag.tag, state.sha, f"{ref.name}:{tag.tag}", ref.name,
                     file=str(planned.path) if planned else None, kind=planned.kind if planned else None,
                     container=container, commit=opts.commit, adopt=adopt, targets=targets,
                     kubeconfig=str(opts.kubeconfig) if opts.kubeconfig else None, context=opts.context,
                     watch=opts.watch, rollback_on_failure=opts.rollback_on_failure, poll=opts.poll,
-                    timeout=opts.timeout, notes=notes)
+                    timeout=opts.timeout, notes=notes, stall_after=opts.stall_after or None)
+        if flux is not None:
+            plan.gitops, plan.flux_source, plan.git_remote, plan.git_branch = "flux", flux.source.key, flux.remote, \
+                flux.branch
+            plan.flux_kustomizations = [k.key for k in flux.kustomizations]
         journal = Journal.create(repo, plan.to_json())
         try:
             journal.begin("push")
