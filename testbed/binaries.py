@@ -20,7 +20,7 @@ def versions() -> dict[str, str]:
     text = BUILD.read_text()
     out = {}
     for name in ("ETCD", "KUBERNETES", "KWOK", "REGISTRY", "HELM", "ACTIONLINT", "VEGETA", "FLUX_SOURCE",
-                 "FLUX_KUSTOMIZE", "FLUX_HELM"):
+                 "FLUX_KUSTOMIZE", "FLUX_HELM", "KUBE_SCORE", "K8SGPT"):
         m = re.search(rf"^{name}_VERSION=\$\{{KUBESHAPE_{name}_VERSION:-([^}}]+)\}}", text, re.M)
         assert m, f"build.sh lacks {name}_VERSION"
         out[name.lower().replace("_", "-")] = os.environ.get(f"KUBESHAPE_{name}_VERSION", m.group(1))

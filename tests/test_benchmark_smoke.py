@@ -11,9 +11,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import orjson
 import pytest
+import yaml
 
 from kubeshape.analysis import analyse
 from kubeshape.config import Config
@@ -94,3 +96,76 @@ def test_generation_is_deterministic(tmp_path: Path, generated: Path) -> None:
     _gen_module().generate(tmp_path, seed=7, **SIZE)
     for rel in ("bundle/resources/pods.json", "bundle/resources/events.json", "bundle/registry.json"):
         assert (tmp_path / rel).read_bytes() == (generated / rel).read_bytes(), rel
+
+
+# -- benchmarks/peers.py: the plain-manifest repository kubeshape lint and kube-score both read ----------------
+
+PEERS = Path(__file__).resolve().parents[1] / "benchmarks" / "peers.py"
+# (apiVersion, kind) kube-score v1.20.0 scores (parser/parse.go), and the kinds it reads and skips
+KUBE_SCORE_SCORES = {("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("v1", "Service"),
+                     ("networking.k8s.io/v1", "Ingress"), ("networking.k8s.io/v1", "NetworkPolicy"),
+                     ("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"),
+                     ("batch/v1", "CronJob")}
+KUBE_SCORE_SKIPS = {("v1", "ConfigMap"), ("v1", "PersistentVolumeClaim")}
+
+
+def _peers_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("kubeshape_bench_peers", PEERS)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def plain_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("peers") / "repo"
+    return out, _peers_module().generate(out, files=400, seed=1)
+
+
+def test_plain_repo_has_exactly_the_requested_files(plain_repo: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    out, counts = plain_repo
+    files = _peers_module().yaml_files(out)
+    assert counts["files"] == len(files) == 400
+    assert counts["objects"] >= 400 and counts["kinds"]["Deployment"] and counts["kinds"]["Service"]
+    # A size that ends inside an app's set of files is still exact.
+    tiny = tmp_path / "tiny"
+    assert _peers_module().generate(tiny, files=7)["files"] == len(list(tiny.rglob("*.yaml"))) == 7
+
+
+def test_plain_repo_is_valid_yaml_in_shapes_kube_score_reads(plain_repo: tuple[Path, dict[str, Any]]) -> None:
+    out, _ = plain_repo
+    kinds: Counter[tuple[str, str]] = Counter()
+    for path in _peers_module().yaml_files(out):
+        text = path.read_text(encoding="utf-8")
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        assert docs, path
+        # kube-score splits files on "\n---\n" bytes, not with a YAML parser: both must see the same documents.
+        assert len([c for c in text.split("\n---\n") if c.strip()]) == len(docs), path
+        assert "&id" not in text and "*id" not in text, path  # no YAML anchors/aliases from shared dicts
+        for doc in docs:
+            key = (doc["apiVersion"], doc["kind"])
+            assert key in KUBE_SCORE_SCORES | KUBE_SCORE_SKIPS, (path, key)
+            assert doc["metadata"]["name"] and doc["metadata"]["namespace"], path
+            kinds[key] += 1
+    assert set(KUBE_SCORE_SCORES) <= set(kinds), set(KUBE_SCORE_SCORES) - set(kinds)
+
+
+def test_plain_repo_gives_lint_a_few_findings_of_several_rules(plain_repo: tuple[Path, dict[str, Any]]) -> None:
+    out, counts = plain_repo
+    repo = load_repo([out], out)
+    assert not repo.errors and len(repo.yaml_files) == counts["files"]
+    _, result = analyse(Inventory(repo=repo), Config(), command="lint")
+    rules = Counter(f.rule for f in result.findings)
+    for planted in ("KS101", "KS102", "KS103", "KS201", "KS601", "KS604", "KS701"):
+        assert rules[planted], sorted(rules)
+    assert sum(rules.values()) < 3 * counts["files"]  # a few per file, not a flood
+
+
+def test_plain_repo_generation_is_deterministic(plain_repo: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    out, _ = plain_repo
+    _peers_module().generate(tmp_path / "again", files=400, seed=1)
+    mine = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.yaml")}
+    again = {p.relative_to(tmp_path / "again"): p.read_bytes() for p in (tmp_path / "again").rglob("*.yaml")}
+    assert mine == again
