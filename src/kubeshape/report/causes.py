@@ -41,6 +41,15 @@ LINKS: tuple[Link, ...] = (
     Link("KS202", "KS201", "workload", peer=True),
     Link("KS202", "KS203", "workload"),
     Link("KS205", "KS203", "workload", peer=True),
+    # a change made behind Flux (kubectl set image/edit of what Flux applies) explains what it broke; the image it
+    # set shares its root cause with an unqualified name (built on a node, never pushed)
+    Link("KS211", "KS101", "workload-image", peer=True),
+    Link("KS211", "KS102", "workload-image"),
+    Link("KS211", "KS104", "workload-image"),
+    Link("KS211", "KS106", "workload-image"),
+    Link("KS211", "KS105", "pod-template"),
+    Link("KS211", "KS503", "pod-template"),
+    Link("KS211", "KS501", "pod-template"),
     # 3 pipeline: every pipeline finding has the same root cause, images built by hand
     Link("KS302", "KS303", "pipeline"),
     Link("KS302", "KS301", "pipeline"),
@@ -69,6 +78,17 @@ def _images(f: Finding) -> set[str]:
     if f.data.get("image"):
         out.add(str(f.data["image"]))
     return out
+
+
+def _workload_images(f: Finding) -> set[str]:
+    return {f"{w}|{i}" for w in _workload(f) for i in _images(f)}
+
+
+def _pod_template(f: Finding) -> set[str]:
+    """The workload, for a change behind Flux only when it touched the pod template (or which fields is unknown)."""
+    if f.rule == "KS211" and not f.data.get("pod_template"):
+        return set()
+    return _workload(f)
 
 
 def _container(f: Finding) -> set[str]:
@@ -101,6 +121,8 @@ def _constant(name: str) -> Callable[[Finding], set[str]]:
 SUBJECTS: dict[str, Callable[[Finding], set[str]]] = {
     "workload": _workload,
     "image": _images,
+    "workload-image": _workload_images,
+    "pod-template": _pod_template,
     "container": _container,
     "registry": _registry,
     "service": _services,

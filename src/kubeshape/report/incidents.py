@@ -34,6 +34,7 @@ class Incident:
     phase: str
     action: str  # what the plan step that fixes it does
     fix_findings: list[Finding] = field(default_factory=list)  # whose fixes make up the incident's fix
+    links: list[tuple[Finding, Finding]] = field(default_factory=list)  # (cause, effect) inside the incident
 
     @property
     def root_causes(self) -> list[str]:
@@ -269,7 +270,8 @@ def build_incidents(findings: list[Finding]) -> list[Incident]:
         incident = Incident(id="", title=headline(head), severity=severity, family=primary.family, findings=members,
                             roots=roots, chain=chain, impact=_impact(members), evidence=evidence,
                             phase=_phase(lead, severity), action=wording(lead.rule).action,
-                            fix_findings=fix_findings)
+                            fix_findings=fix_findings,
+                            links=[(findings[a], findings[b]) for a, b in explains if a in depth and b in depth])
         drafts.append(((primary.family, -int(severity), min(comp)), incident))
     drafts.sort(key=lambda d: d[0])
     out = [inc for _, inc in drafts]

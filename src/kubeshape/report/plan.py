@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubeshape.findings import Finding, Severity
@@ -22,6 +22,9 @@ PHASE_HINTS = {
     "foundation": "one source of truth, CI, retention",
     "excellence": "observability and alerts",
 }
+# A reconcile is needed after every commit: a later step that commits again repeats it.
+_RECONCILE = re.compile(r"^\s*flux\s+reconcile\b")
+RESTORE = "Let Flux restore what git commits"
 # Commands that only look (they help a person understand, they do not fix anything).
 _READ_ONLY = re.compile(r"^\s*(?:#|kubectl\s+(?:get|describe|logs|top|explain|events|auth)\b|docker\s+(?:inspect|"
                         r"images|logs)\b|test\s+-z|echo\b|cat\b|curl\s+-s\b)")
@@ -108,8 +111,11 @@ class _Seen:
                 step.same_as.append(self.blocks[key])
             return
         if block.code and block.lang in ("bash", "sh", "shell"):
+            fresh = any(not ln.lstrip().startswith("#") and not _RECONCILE.match(ln)
+                        and " ".join(ln.split()) not in self.lines for ln in block.text.splitlines() if ln.strip())
             lines = [ln for ln in block.text.splitlines()
-                     if ln.lstrip().startswith("#") or " ".join(ln.split()) not in self.lines]
+                     if ln.lstrip().startswith("#") or " ".join(ln.split()) not in self.lines
+                     or (fresh and _RECONCILE.match(ln))]
             if not [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]:
                 return
             for ln in lines:
@@ -120,14 +126,39 @@ class _Seen:
         step.block_rules.append(rule_id)
 
 
+def _restores(inc: Incident) -> list[Finding]:
+    """Changes made behind Flux that caused something in ``inc`` and that a reconcile undoes: the repository sets
+    every changed field it holds to a value known to work (KS211's ``restorable``)."""
+    causes = [c for c, _ in inc.links]
+    return [f for f in inc.findings if f.rule == "KS211" and f.data.get("restorable") and f.data.get("reconcile")
+            and any(c is f for c in causes)]
+
+
+def _restore_fix(f: Finding) -> str:
+    """Flux puts back what git commits (named from the finding's data), at its next reconcile or now."""
+    d = f.data
+    values = "; ".join(f"{c.get('field')} = {c.get('value')} at {c.get('file')}:{c.get('line')}"
+                       for c in d.get("committed") or [] if isinstance(c, dict))
+    obj = f"{f.object.kind} {f.object.namespace}/{f.object.name}" if f.object is not None else "It"
+    note = f" ({d['committed_unchecked']})" if d.get("committed_unchecked") else ""
+    kept = ", ".join(str(p) for p in d.get("not_reverted") or [])
+    left = f"\n{kept}: not in the file, so Flux leaves it as changed; undo it by hand." if kept else ""
+    return (f"{obj} was changed behind Flux. The repository sets {values}{note}: Flux restores it at the next "
+            f"reconcile of Kustomization {d.get('kustomization')} ({d.get('next_reconcile')}), or now:\n"
+            f"```bash\n{d.get('reconcile')}\n```{left}")
+
+
 def build_plan(incidents: list[Incident]) -> list[Step]:
     """One step per incident fix (plus a stop-gap where a symptom can be stopped before its cause is fixed),
     merged when two incidents need the same step, ordered by phase and then by incident."""
     drafts: list[tuple[str, str, Incident, list[Finding]]] = []
     for inc in incidents:
         lead_rules = {f.rule for f in inc.fix_findings if wording(f.rule).action == inc.action}
+        restores = _restores(inc)
+        if restores:
+            drafts.append(("stop", RESTORE, inc, [replace(f, fix=_restore_fix(f)) for f in restores]))
         main = [f for f in inc.fix_findings if not (wording(f.rule).mitigates and f.rule not in lead_rules
-                                                    and inc.phase != "stop")]
+                                                    and inc.phase != "stop") and f not in restores]
         drafts.append((inc.phase, inc.action, inc, main))
         if inc.phase != "stop":
             stopgaps = [f for f in inc.fix_findings if wording(f.rule).mitigates and f.rule not in lead_rules

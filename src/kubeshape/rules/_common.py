@@ -125,3 +125,33 @@ def kubectl_set_image(obj: K8sObject, container: Container, new_image: str) -> s
 def node_images(inv: Inventory) -> NodeImages:
     """The node image index, built once per inventory."""
     return inv.memo("node_images", lambda: NodeImages(inv))
+
+
+def pull_problem(inv: Inventory, image: str, pull_policy: str | None = None) -> tuple[str | None, str | None]:
+    """(why ``image`` cannot start everywhere, what about it was not checked), from the nodes' image stores and
+    the registry snapshot: an unqualified or never-pulled image missing on some node, a tag or digest the
+    registry lacks, an invalid reference."""
+    ref = parse_or_none(image)
+    if ref is None:
+        return f"{image!r} is not a valid image reference", None
+    idx = node_images(inv)
+    if not ref.qualified or pull_policy == "Never":
+        why = "unqualified" if not ref.qualified else "never pulled (imagePullPolicy: Never)"
+        if not idx.nodes:
+            return None, f"which nodes hold {image} was not checked (no nodes read)"
+        missing = sorted(set(idx.nodes) - idx.holders(ref))
+        if missing:
+            return f"{image} is {why} and missing from the local image store of {', '.join(missing)}", None
+        return None, None
+    snap = inv.registry
+    if snap is None or ref.registry not in snap.hosts:
+        return None, f"whether {ref.registry} has {image} was not checked"
+    repo = snap.repo(ref.registry, ref.path)
+    if repo is None:
+        return f"{ref.registry} has no repository {ref.path}", None
+    if ref.digest:
+        if not any(t.digest == ref.digest for t in repo.tags.values()):
+            return f"no tag of {ref.name} has digest {ref.digest[:19]}…", None
+    elif ref.effective_tag not in repo.tags:
+        return f"tag {ref.effective_tag} is not in {ref.registry}/{ref.path}", None
+    return None, None

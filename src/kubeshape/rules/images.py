@@ -11,6 +11,7 @@ from kubeshape.findings import Finding, Severity
 from kubeshape.imageref import ImageRef, InvalidReference, parse, parse_or_none
 from kubeshape.inventory import Container, Inventory, K8sObject, containers, event_count
 from kubeshape.metrics import PULL_FAILURES
+from kubeshape.rules import _gitops
 from kubeshape.rules._common import (
     dedupe_key,
     kubectl_set_image,
@@ -103,7 +104,7 @@ def unqualified_image(ctx: Context) -> Iterator[Finding]:
         yield ctx.finding(
             obj, f"container {c.name} uses unqualified image {c.image}", path=c.image_path,
             severity=Severity.ERROR if severe else Severity.WARNING, evidence=evidence,
-            fix=_qualify_fix(obj, c, ref, host, pushed),
+            fix=_qualify_fix(ctx.inv, obj, c, ref, host, pushed),
             root_cause=("The image was built or tagged without a registry prefix, so only nodes that built it "
                         "locally can run it; every other node tries docker.io and fails." if host else
                         "The reference relies on the implicit docker.io default."),
@@ -130,14 +131,29 @@ def _in_registry(ref: ImageRef, host: str) -> str:
     return text + (f"@{ref.digest}" if ref.digest else "")
 
 
-def _qualify_fix(obj: K8sObject, c: Container, ref: ImageRef, host: str | None, pushed: bool) -> str:
+def _image_patch(inv: Inventory, obj: K8sObject, c: Container, new_image: str,
+                 extra: dict[str, str] | None = None) -> str:
+    """The image change as a diff of the file that sets it; for a live object Flux applies, the change of the
+    repository's copy, committed and pushed (a kubectl change would be reverted)."""
+    if obj.source == "cluster":
+        edits = [_gitops.Edit(_gitops.container_path(c, "image"), new_image)]
+        edits += [_gitops.Edit(_gitops.container_path(c, k), v) for k, v in (extra or {}).items()]
+        flux = _gitops.change(inv, obj, edits)
+        if flux is not None:
+            return flux
+    return set_image_patch(obj, c, new_image, extra)
+
+
+def _qualify_fix(inv: Inventory, obj: K8sObject, c: Container, ref: ImageRef, host: str | None,
+                 pushed: bool) -> str:
     """KS101's fix: the registry that has (or should have) the image, or Docker Hub for an official image."""
     pin = _PIN if ref.tag is None and ref.digest is None else ""
     if host is None and "/" not in ref.path and ref.path in DOCKER_OFFICIAL:
         full = f"docker.io/library/{ref}"
-        return f"`{ref.path}` is a Docker Hub official image; name it in full:\n{set_image_patch(obj, c, full)}{pin}"
+        return (f"`{ref.path}` is a Docker Hub official image; name it in full:\n"
+                f"{_image_patch(inv, obj, c, full)}{pin}")
     new = _in_registry(ref, host or "<your-registry>")
-    patch = set_image_patch(obj, c, new)
+    patch = _image_patch(inv, obj, c, new)
     if host is not None and pushed:
         return patch + pin
     push = f"```bash\n{_push_commands(c.image, new, pull=False)}\n```"
@@ -184,7 +200,7 @@ def pull_policy_never(ctx: Context) -> Iterator[Finding]:
         policy = "pullPolicy" if c.values is not None else "imagePullPolicy"
         yield ctx.finding(
             obj, f"container {c.name} never pulls its image ({c.image})", path=f"{c.path}.{policy}",
-            evidence=evidence, fix=set_image_patch(obj, c, new, {"imagePullPolicy": "IfNotPresent"}),
+            evidence=evidence, fix=_image_patch(ctx.inv, obj, c, new, {"imagePullPolicy": "IfNotPresent"}),
             root_cause="The image exists only in a node's local store, so the pod can only run on that node.",
             dedupe=dedupe_key(obj, c), data={"image": c.image, "container": c.name})
 
@@ -229,10 +245,10 @@ def mutable_tag(ctx: Context) -> Iterator[Finding]:
         if pinned:
             evidence.append(f"running digest: {pinned.split('@', 1)[1]}")
         if pinned:
-            fix = f"Pin the digest that runs now, until you deploy a version:\n{set_image_patch(obj, c, pinned)}"
+            fix = f"Pin the digest that runs now, until you deploy a version:\n{_image_patch(ctx.inv, obj, c, pinned)}"
         else:
             fix = ("Deploy a tag that names one build (a release version or a commit):\n"
-                   + set_image_patch(obj, c, f"{ref.name}:<version>"))
+                   + _image_patch(ctx.inv, obj, c, f"{ref.name}:<version>"))
         yield ctx.finding(
             obj, f"container {c.name} uses mutable tag {ref.effective_tag!r} ({c.image})", path=c.image_path,
             evidence=evidence, fix=fix,
@@ -326,6 +342,8 @@ def image_pull_failing(ctx: Context) -> Iterator[Finding]:
     ## Fix
     Push the image to the registry every node uses and reference it fully qualified; then restart the
     rollout.
+    Under Flux the fix changes the repository's file and line instead (commit, push, `flux reconcile`):
+    a kubectl change would be reverted at the next reconcile.
     """
     inv = ctx.inv
     failing: dict[tuple[str, str, str], list[tuple[K8sObject, dict[str, Any], str]]] = defaultdict(list)
@@ -383,7 +401,11 @@ def _pull_root_cause(ctx: Context, top: K8sObject, images: list[str], evidence: 
         host = host or private_registry_for(ref, ctx.inv, ctx.cfg)
         new = _in_registry(ref, host or "<your-registry>")
         fix = _push_commands(image, new, pull=False)
-        if c is not None:
+        flux = _gitops.change(ctx.inv, top, [_gitops.Edit(_gitops.container_path(c, "image"), new)]) \
+            if c is not None else None
+        if flux is not None:
+            fix += "\n\n" + flux
+        elif c is not None:
             fix += ("\n" + kubectl_set_image(top, c, new) + "\n"
                     "# then write the same image into the manifest you apply from, so the next apply keeps it "
                     "(`kubeshape release` does all of this)")
@@ -420,6 +442,8 @@ def image_on_some_nodes(ctx: Context) -> Iterator[Finding]:
     ## Fix
     Push the image to a registry and reference it by its full name; until then pin the workload with a
     nodeSelector only as a stop-gap.
+    Under Flux the fix changes the repository's file and line instead (commit, push, `flux reconcile`):
+    a kubectl change would be reverted at the next reconcile.
     """
     idx = node_images(ctx.inv)
     if len(idx.nodes) < 2:
@@ -439,9 +463,16 @@ def image_on_some_nodes(ctx: Context) -> Iterator[Finding]:
                 evidence=[f"container {c.name}: image {c.image}, imagePullPolicy: {c.pull_policy or 'default'}",
                           f"in the local store of: {', '.join(sorted(have))}", f"missing on: {', '.join(missing)}"],
                 root_cause="The image was built on a node and never pushed; the scheduler does not know that.",
-                fix=f"{_push_commands(c.image, new, pull=False)}\n{kubectl_set_image(obj, c, new)}",
+                fix=_some_nodes_fix(ctx.inv, obj, c, new),
                 source="cluster", dedupe=dedupe_key(obj, c, c.image),
                 data={"image": c.image, "container": c.name, "nodes": sorted(have), "missing_on": missing})
+
+
+def _some_nodes_fix(inv: Inventory, obj: K8sObject, c: Container, new: str) -> str:
+    flux = _gitops.change(inv, obj, [_gitops.Edit(_gitops.container_path(c, "image"), new)])
+    if flux is not None:
+        return f"{_push_commands(c.image, new, pull=False)}\n\n{flux}"
+    return f"{_push_commands(c.image, new, pull=False)}\n{kubectl_set_image(obj, c, new)}"
 
 
 @rule("KS107", "registry-not-allowed", severity=Severity.ERROR)

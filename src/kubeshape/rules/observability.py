@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -23,6 +24,7 @@ from kubeshape.inventory import (
     selector_matches,
 )
 from kubeshape.metrics import PULL_FAILURES
+from kubeshape.rules import _gitops
 from kubeshape.rules._common import SYSTEM_NAMESPACES
 from kubeshape.rules.base import Context, rule
 
@@ -303,15 +305,11 @@ def _set_env(obj: K8sObject, c: Container, assignment: str) -> str:
     return _code("bash", f"kubectl set env {obj.kind.lower()}/{obj.name} -n {obj.namespace} -c {c.name} {assignment}")
 
 
-def _endpoint_fix(obj: K8sObject, c: Container, i: int, ep: _Endpoint, services: _Services) -> str:
+def _endpoint_fix(inv: Inventory, obj: K8sObject, c: Container, i: int, ep: _Endpoint, services: _Services) -> str:
     """Deploy the missing Service (a collector for OTLP), point the variable at an existing one, or stop."""
-    if ep.otlp:
-        fname = f"{ep.service}.yaml"
-        options = [f"Deploy the collector the app expects (Service {ep.service} in {ep.namespace}, port "
-                   f"{ep.port or OTLP_GRPC}). Save as {fname}:\n{_code('yaml', _collector_manifest(ep))}\n"
-                   + _code("bash", f"kubectl apply -f {fname}")]
-    else:
-        options = [f"Deploy Service {ep.service} in namespace {ep.namespace} (and the workload it fronts)."]
+    if _gitops.applier(inv, obj) is not None:
+        return _flux_endpoint_fix(inv, obj, c, i, ep, services)
+    options = [_deploy_endpoint(ep)]
     candidates = [(ns, ep.service) for ns in services.elsewhere(ep)] + [(ep.namespace, n) for n in services.similar(ep)]
     if candidates:
         ns, svc = candidates[0]
@@ -326,6 +324,42 @@ def _endpoint_fix(obj: K8sObject, c: Container, i: int, ep: _Endpoint, services:
     elif not candidates:
         options.append("Or remove the setting:\n" + _set_env(obj, c, ep.var + "-"))
     return "\n".join(options)
+
+
+def _flux_endpoint_fix(inv: Inventory, obj: K8sObject, c: Container, i: int, ep: _Endpoint,
+                       services: _Services) -> str:
+    """``_endpoint_fix`` for a workload Flux applies: the env changed in the repository (the file's diff, or the
+    copy of a live workload), committed and pushed; never with kubectl, which Flux would revert."""
+    publish = _gitops.publish(inv, [obj]) if obj.file else None
+
+    def env(var: str, old: str | None, new: str | None) -> str:
+        if publish is not None and new is not None:
+            return _env_diff(obj, c, i, var, old, new) + "\n" + publish
+        return _gitops.change(inv, obj, [_gitops.env_edit(c, var, new)]) or ""
+
+    options = [_deploy_endpoint(ep)]
+    candidates = [(ns, ep.service) for ns in services.elsewhere(ep)] + [(ep.namespace, n) for n in services.similar(ep)]
+    if candidates:
+        ns, svc = candidates[0]
+        new = ep.value.replace(ep.host, f"{svc}.{ns}.svc.cluster.local", 1)
+        shown_old, shown_new = _shown(ep.var, ep.value), _shown(ep.var, new)
+        if shown_new == new or publish is not None:
+            options.append(f"Or, if {ns}/{svc} is the intended Service, point {ep.var} at it:\n"
+                           + env(ep.var, shown_old, shown_new))
+    if ep.telemetry:
+        options.append("Or stop exporting until a collector exists:\n" + env("OTEL_SDK_DISABLED", None, "true"))
+    elif not candidates:
+        options.append("Or remove the setting:\n" + env(ep.var, None, None))
+    return "\n".join(options)
+
+
+def _deploy_endpoint(ep: _Endpoint) -> str:
+    if ep.otlp:
+        fname = f"{ep.service}.yaml"
+        return (f"Deploy the collector the app expects (Service {ep.service} in {ep.namespace}, port "
+                f"{ep.port or OTLP_GRPC}). Save as {fname}:\n{_code('yaml', _collector_manifest(ep))}\n"
+                + _code("bash", f"kubectl apply -f {fname}"))
+    return f"Deploy Service {ep.service} in namespace {ep.namespace} (and the workload it fronts)."
 
 
 @rule("KS701", "endpoint-service-missing", severity=Severity.ERROR)
@@ -398,7 +432,7 @@ def _endpoint_finding(ctx: Context, obj: K8sObject, c: Container, i: int, ep: _E
     return ctx.finding(
         obj, f"container {c.name}: {ep.var} points at {ep.service}.{ep.namespace}, whose Service {how}",
         path=f"{c.path}.env[{i}].value", severity=severity, evidence=evidence, root_cause=cause,
-        fix=_endpoint_fix(obj, c, i, ep, services),
+        fix=_endpoint_fix(ctx.inv, obj, c, i, ep, services),
         dedupe=f"{obj.kind}/{obj.namespace}/{obj.name}|{c.name}|{ep.var}",
         data={"variable": ep.var, "service": ep.service, "namespace": ep.namespace,
               "log_lines": mentions.get((obj.key, ep.needle.lower()), 0)})
@@ -580,22 +614,28 @@ def _metrics_service(w: K8sObject) -> tuple[str, dict[str, str], str] | None:
     return text, labels, f"port: {port_name}"
 
 
-def _existing_service(svc: K8sObject) -> tuple[list[str], dict[str, str], str]:
-    """Commands needed before a ServiceMonitor can select ``svc``, its labels, the endpoint line."""
+def _existing_service(inv: Inventory, svc: K8sObject) -> tuple[list[str], dict[str, str], str, str]:
+    """Commands needed before a ServiceMonitor can select ``svc``, its labels, the endpoint line, and the step
+    that labels it in the repository when Flux applies it."""
     pre: list[str] = []
+    flux = ""
     labels = dict(svc.labels)
     if not labels:
         labels = {"app.kubernetes.io/name": svc.name}
-        pre.append(f"kubectl label service {svc.name} -n {svc.namespace} app.kubernetes.io/name={svc.name}")
+        flux = _gitops.change(inv, svc, [_gitops.Edit("metadata.labels", svc.name, verb="add",
+                                                      shown=f"`app.kubernetes.io/name: {svc.name}` to `labels`",
+                                                      label=f"label app.kubernetes.io/name={svc.name}")]) or ""
+        if not flux:
+            pre.append(f"kubectl label service {svc.name} -n {svc.namespace} app.kubernetes.io/name={svc.name}")
     ports = sorted((p for p in svc.spec.get("ports") or [] if isinstance(p, dict)),
                    key=lambda p: "metric" not in str(p.get("name") or ""))
     first = ports[0] if ports else {}
     endpoint = (f"port: {first['name']}" if first.get("name")
                 else f"targetPort: {first.get('targetPort', first.get('port'))}")
-    return pre, labels, endpoint
+    return pre, labels, endpoint, flux
 
 
-def _static_job(svc: K8sObject, cm: K8sObject, key: str, reader: K8sObject) -> str:
+def _static_job(inv: Inventory, svc: K8sObject, cm: K8sObject, key: str, reader: K8sObject) -> str:
     """A static scrape job for ``svc`` in the Prometheus config held by ``cm``, and how to reload it."""
     ports = sorted((p for p in svc.spec.get("ports") or [] if isinstance(p, dict)),
                    key=lambda p: "metric" not in str(p.get("name") or ""))
@@ -605,15 +645,23 @@ def _static_job(svc: K8sObject, cm: K8sObject, key: str, reader: K8sObject) -> s
            f"      - targets: ['{target}']")
     restart = (f"kubectl rollout restart {reader.kind.lower()}/{reader.name} -n {reader.namespace}"
                if reader.kind in WORKLOAD_KINDS else "# then reload Prometheus (POST /-/reload)")
-    return (f"Prometheus reads its scrape jobs from ConfigMap {cm.namespace}/{cm.name} ({key}); add a job under "
-            f"scrape_configs:\n{_code('yaml', job)}\n"
-            + _code("bash", f"kubectl edit configmap {cm.name} -n {cm.namespace}\n{restart}"))
+    head = (f"Prometheus reads its scrape jobs from ConfigMap {cm.namespace}/{cm.name} ({key}); add a job under "
+            f"scrape_configs:\n{_code('yaml', job)}\n")
+    path = f"data[{json.dumps(key)}]"
+    flux = _gitops.change(inv, cm, [_gitops.Edit(path, "", verb="add", shown=f"the job above to `{key}`",
+                                                 label=f"scrape {svc.name}")])
+    if flux is not None:
+        then = "Then reload Prometheus (POST /-/reload)." if restart.startswith("#") else \
+            "Then:\n" + _code("bash", restart)
+        return f"{head}{flux}\n{then}"
+    return head + _code("bash", f"kubectl edit configmap {cm.name} -n {cm.namespace}\n{restart}")
 
 
-def _service_monitor(w: K8sObject, svc: K8sObject | None, monitor_labels: dict[str, str]) -> str:
+def _service_monitor(inv: Inventory, w: K8sObject, svc: K8sObject | None, monitor_labels: dict[str, str]) -> str:
     """A ServiceMonitor for ``svc`` (or for a new Service for ``w``), with any command it needs first."""
     pre: list[str] = []
     docs: list[str] = []
+    flux = ""
     if svc is None:
         new = _metrics_service(w)
         if new is None:
@@ -622,7 +670,7 @@ def _service_monitor(w: K8sObject, svc: K8sObject | None, monitor_labels: dict[s
         service_yaml, labels, endpoint = new
         docs.append(service_yaml)
     else:
-        pre, labels, endpoint = _existing_service(svc)
+        pre, labels, endpoint, flux = _existing_service(inv, svc)
     meta = f"\n  labels:\n{_yaml_map(monitor_labels, '    ')}" if monitor_labels else ""
     docs.append(f"apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata:\n  name: {w.name}\n"
                 f"  namespace: {w.namespace}{meta}\nspec:\n  selector:\n    matchLabels:\n"
@@ -630,7 +678,8 @@ def _service_monitor(w: K8sObject, svc: K8sObject | None, monitor_labels: dict[s
                 "    interval: 30s")
     fname = f"{w.name}-servicemonitor.yaml"
     commands = "\n".join([*pre, f"kubectl apply -f {fname}"])
-    return f"Save as {fname}:\n" + _code("yaml", "\n---\n".join(docs)) + "\n" + _code("bash", commands)
+    text = f"Save as {fname}:\n" + _code("yaml", "\n---\n".join(docs)) + "\n" + _code("bash", commands)
+    return f"First label the Service. {flux}\n{text}" if flux else text
 
 
 @rule("KS702", "no-metrics-scraping", severity=Severity.INFO)
@@ -687,7 +736,7 @@ def no_metrics_scraping(ctx: Context) -> Iterator[Finding]:
         if crd_absent:
             evidence.append("ServiceMonitor was not listed from the cluster: the Prometheus Operator CRDs "
                             "(monitoring.coreos.com) are probably not installed")
-        fix = _service_monitor(w, services[0] if services else None, labels)
+        fix = _service_monitor(inv, w, services[0] if services else None, labels)
         if crd_absent:
             fix = ("Install the Prometheus Operator CRDs first (e.g. with the kube-prometheus-stack chart), or "
                    f"annotate the pod template with {SCRAPE_ANNOTATION}: \"true\" and prometheus.io/port. {fix}")
@@ -695,7 +744,7 @@ def no_metrics_scraping(ctx: Context) -> Iterator[Finding]:
             cm, key = scraping.configs[0]
             reader = reader if reader is not None else _mounted_by(inv, cm) or cm
             operator = f"Or, with the Prometheus Operator, {fix[0].lower()}{fix[1:]}"
-            fix = f"{_static_job(services[0], cm, key, reader)}\n{operator}"
+            fix = f"{_static_job(inv, services[0], cm, key, reader)}\n{operator}"
         yield ctx.finding(
             w, f"{w.kind} {w.name}: no Prometheus scrape configuration covers it", evidence=evidence, fix=fix,
             root_cause="Observability was planned but not implemented: the app is deployed without a "

@@ -11,6 +11,7 @@ from typing import Any
 
 from kubeshape.findings import Finding, Severity
 from kubeshape.inventory import Inventory, K8sObject, event_count, pod_template_labels, selector_matches
+from kubeshape.rules import _gitops
 from kubeshape.rules.base import Context, rule
 from kubeshape.timeutil import format_time, human_duration, parse_time
 
@@ -85,10 +86,16 @@ def _target(hpa: K8sObject) -> tuple[str, str] | None:
 
 
 def _hpa_fix(inv: Inventory, hpa: K8sObject, kind: str, name: str) -> str:
-    fix = f"kubectl delete hpa {hpa.name} -n {hpa.namespace}" + _remove_from_files(_files(inv, hpa), hpa)
+    delete = f"kubectl delete hpa {hpa.name} -n {hpa.namespace}"
+    fix = _gitops.delete(inv, hpa, delete) or delete + _remove_from_files(_files(inv, hpa), hpa)
     defined = inv.repo_by_key.get((kind, hpa.namespace, name), [])
     files = sorted({o.file for o in defined if o.file})
-    if files:
+    apps = [a for a in dict.fromkeys(_gitops.applier(inv, o) for o in defined) if a is not None]
+    if files and apps:
+        fix += (f"\n\nIf {kind} {name} should run: {', '.join(files)} define it and Flux "
+                f"({', '.join(a.title for a in apps)}) applies them; see why it has not (KS206, KS208), or:\n"
+                + "\n".join(a.reconcile for a in apps))
+    elif files:
         fix += (f"\n\nIf {kind} {name} should run, apply it instead: "
                 + "; ".join(f"kubectl apply -f {f}" for f in files))
     return fix
@@ -128,7 +135,8 @@ def hpa_target_missing(ctx: Context) -> Iterator[Finding]:
 
     ## Fix
     `kubectl delete hpa whisper-hpa -n homelab`, and delete it from the file that defines it (or apply
-    the missing target if it should run).
+    the missing target if it should run). Under Flux, remove it from the repository and let Flux prune it:
+    deleted with kubectl, it is re-created at the next reconcile.
     """
     inv = ctx.inv
     for hpa in inv.live("HorizontalPodAutoscaler"):
@@ -224,6 +232,8 @@ def old_replicasets(ctx: Context) -> Iterator[Finding]:
     ## Fix
     `kubectl patch deployment X -n NS -p '{"spec":{"revisionHistoryLimit":3}}'` (and in the manifest),
     then `kubectl delete rs ...` for the exact ReplicaSets beyond the newest three.
+    Under Flux the fix changes the repository's file and line instead (commit, push, `flux reconcile`):
+    a kubectl change would be reverted at the next reconcile.
     """
     inv, keep = ctx.inv, ctx.cfg.thresholds.keep_replicasets
     for dep in inv.live("Deployment"):
@@ -245,10 +255,15 @@ def _history_finding(ctx: Context, dep: K8sObject, idle: list[K8sObject], stale:
                 f"oldest: {oldest.name} (revision {_revision(oldest)}) {_age(inv, oldest)}".rstrip(),
                 _history_limit(dep)]
     names = " ".join(rs.name for rs in stale)
-    fix = (f"kubectl patch deployment {dep.name} -n {dep.namespace} -p "
-           f"'{{\"spec\":{{\"revisionHistoryLimit\":{keep}}}}}'\n"
-           f"kubectl delete rs {names} -n {dep.namespace}")
-    for f in _files(inv, dep):
+    flux = _gitops.change(inv, dep, [_gitops.Edit("spec.revisionHistoryLimit", str(keep))])
+    if flux is not None:
+        fix = (f"{flux}\n\nThe ReplicaSets beyond the newest {keep} can go now:\n\n"
+               f"kubectl delete rs {names} -n {dep.namespace}")
+    else:
+        fix = (f"kubectl patch deployment {dep.name} -n {dep.namespace} -p "
+               f"'{{\"spec\":{{\"revisionHistoryLimit\":{keep}}}}}'\n"
+               f"kubectl delete rs {names} -n {dep.namespace}")
+    for f in _files(inv, dep) if flux is None else []:
         fix += f"\n\nand set `revisionHistoryLimit: {keep}` under spec in {f} so the next apply keeps it"
     return ctx.finding(
         dep, f"Deployment {dep.namespace}/{dep.name} keeps {len(idle)} old ReplicaSets; {len(stale)} are "
@@ -453,10 +468,13 @@ def _yaml_selector(value: dict[str, Any], indent: str = "    ") -> str:
     return "\n".join(lines)
 
 
-def _selector_fix(obj: K8sObject, resource: str, value: dict[str, Any] | None,
+def _selector_fix(inv: Inventory, obj: K8sObject, resource: str, value: dict[str, Any] | None,
                   closest: K8sObject | None) -> str:
     """Point ``spec.selector`` at ``closest`` (live patch or file edit), or delete ``obj``."""
     delete = f"kubectl delete {resource} {obj.name} -n {obj.namespace}"
+    flux_delete = _gitops.delete(inv, obj, delete)
+    if flux_delete is not None:
+        return _flux_selector_fix(inv, obj, value, closest, flux_delete)
     if closest is None or not value:
         where = f" and remove it from {obj.file}" if obj.file else ""
         return f"If its workload is gone for good, delete it:\n\n  {delete}{where}"
@@ -470,19 +488,36 @@ def _selector_fix(obj: K8sObject, resource: str, value: dict[str, Any] | None,
             f"--type=json -p {_json_arg(patch)}\n\nor, if its workload is gone for good:\n\n  {delete}")
 
 
+def _flux_selector_fix(inv: Inventory, obj: K8sObject, value: dict[str, Any] | None, closest: K8sObject | None,
+                       delete: str) -> str:
+    """``_selector_fix`` for an object Flux applies: the repository's copy changed, committed and pushed."""
+    if closest is None or not value:
+        return f"If its workload is gone for good, delete it. {delete}"
+    if obj.file:
+        line = obj.line_of("spec.selector")
+        loc = f"{obj.file}:{line}" if line else obj.file
+        change = f"set in {loc}:\n\n{_yaml_selector(value)}\n\n{_gitops.publish(inv, [obj]) or ''}"
+    else:
+        shown = json.dumps(value, sort_keys=True, separators=(", ", ": "))
+        change = _gitops.change(inv, obj, [_gitops.Edit("spec.selector", shown)]) or ""
+    return f"To select {closest.ref}: {change}\n\nOr, if its workload is gone for good: {delete}"
+
+
 def _unknown(ctx: Context, obj: K8sObject, resource: str, selector: dict[str, Any], sel: _Selectables) -> Finding:
     """Info: nothing visible matches, but something in the namespace may create the pods."""
     unseen = sel.unseen[obj.namespace]
     labels = _fmt(_wanted(selector))
     query = f"-l {labels}" if _wanted(selector) else "--show-labels"
+    app = _gitops.applier(ctx.inv, obj)
+    act = (f"in the repository: Flux ({app.title}) applies it and reverts a kubectl change at its next reconcile"
+           if app is not None else f"(`kubectl delete {resource} {obj.name} -n {obj.namespace}`)")
     evidence = sel.evidence(obj, selector)[0][:1]
     evidence += [f"{u} may create pods in {obj.namespace} that are not visible here" for u in unseen[:SAMPLE]]
     return ctx.finding(
         obj, f"{obj.kind} {obj.namespace}/{obj.name}: unknown whether it selects pods ({labels})",
         path="spec.selector", severity=Severity.INFO, evidence=evidence, dedupe=f"{obj.namespace}/{obj.name}",
         fix=f"Once deployed, check that it selects pods:\n\n  kubectl get pods -n {obj.namespace} {query}\n\n"
-            f"If that lists nothing, set the selector to the workload's pod labels or delete it "
-            f"(`kubectl delete {resource} {obj.name} -n {obj.namespace}`).",
+            f"If that lists nothing, set the selector to the workload's pod labels or delete it {act}.",
         root_cause="Pods in this namespace can come from a Helm chart, an operator or a node's static pod "
                    "manifests, whose pod labels only show once they run.")
 
@@ -532,7 +567,7 @@ def pdb_selects_nothing(ctx: Context) -> Iterator[Finding]:
         yield ctx.finding(
             pdb, f"PodDisruptionBudget {pdb.namespace}/{pdb.name} selects no pods", path="spec.selector",
             evidence=evidence, dedupe=f"{pdb.namespace}/{pdb.name}",
-            fix=_selector_fix(pdb, "pdb", {"matchLabels": ident} if (ident := _identity(closest)) else None,
+            fix=_selector_fix(ctx.inv, pdb, "pdb", {"matchLabels": ident} if (ident := _identity(closest)) else None,
                               closest),
             root_cause="The workload it protected was deleted or relabelled, and the budget was left behind.")
 
@@ -579,6 +614,6 @@ def service_selects_nothing(ctx: Context) -> Iterator[Finding]:
         yield ctx.finding(
             svc, f"Service {svc.namespace}/{svc.name} selects no pods ({_fmt(_wanted(selector))})",
             path="spec.selector", evidence=evidence, dedupe=f"{svc.namespace}/{svc.name}",
-            fix=_selector_fix(svc, "service", _identity(closest), closest),
+            fix=_selector_fix(ctx.inv, svc, "service", _identity(closest), closest),
             root_cause="The Service's selector does not match the labels of any pod: the workload behind it "
                        "was deleted, renamed or relabelled.")

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from kubeshape.findings import Finding, ObjectRef, Severity
 from kubeshape.imageref import ImageRef, parse_or_none
-from kubeshape.inventory import Inventory, RegistryRepo, RegistrySnapshot, TagInfo, containers
+from kubeshape.inventory import Inventory, K8sObject, RegistryRepo, RegistrySnapshot, TagInfo, containers
+from kubeshape.rules import _gitops
 from kubeshape.rules.base import Context, rule
 from kubeshape.timeutil import format_time, human_duration
 from kubeshape.usage import ImageUse, RepoUses, human_bytes, image_uses, reclaimable, registry_uses
@@ -393,25 +394,45 @@ def _file_edits(inv: Inventory, use: ImageUse, target: str) -> dict[tuple[str, i
     return edits
 
 
-def _update_steps(inv: Inventory, uses: list[ImageUse], target: str) -> list[str]:
-    """Edit the manifests (and apply), or ``kubectl set image`` a live workload no file defines."""
+def _flux_change(inv: Inventory, use: ImageUse, target: str) -> str | None:
+    """The image change of a live workload Flux applies: in the repository's copy, committed and pushed."""
+    c = next((c for c in containers(use.obj) if c.name == use.container), None)
+    if use.obj.source != "cluster" or c is None:
+        return None
+    return _gitops.change(inv, use.obj, [_gitops.Edit(_gitops.container_path(c, "image"), target)])
+
+
+def _update_steps(inv: Inventory, uses: list[ImageUse], target: str) -> tuple[list[str], list[str]]:
+    """Edit the manifests (and apply, or under Flux commit and push), or ``kubectl set image`` a live workload no
+    file defines; the second list holds the steps for live workloads Flux applies."""
     edits: dict[tuple[str, int], str] = {}
+    edited: list[K8sObject] = []
     commands: set[str] = set()
+    flux: dict[str, None] = {}
     for use in uses:
         if not use.path:
             continue
+        flux_step = _flux_change(inv, use, target)
+        if flux_step is not None:
+            flux[flux_step] = None
+            continue
         found = _file_edits(inv, use, target)
         edits.update(found)
-        if not found:
+        if found:
+            edited.append(use.obj)
+        else:
             o = use.obj
             commands.add(f"  kubectl set image {o.kind.lower()}/{o.name} {use.container}={target} -n {o.namespace}")
     steps = [edits[k] for k in sorted(edits)]
     files = sorted({f for f, _ in edits})
-    if len(files) == 1:
+    published = _gitops.publish(inv, edited) if files else None
+    if published is not None:
+        flux[published] = None
+    elif len(files) == 1:
         steps.append(f"  then `kubectl apply -f {files[0]}`")
     elif files:
         steps.append(f"  then apply the one you deploy from ({len(files)} files define it: see KS2xx)")
-    return steps + sorted(commands)
+    return steps + sorted(commands), list(flux)
 
 
 def _push_fix(inv: Inventory, img: _LocalImage, uses: list[ImageUse]) -> str:
@@ -419,9 +440,10 @@ def _push_fix(inv: Inventory, img: _LocalImage, uses: list[ImageUse]) -> str:
     commands = [f"docker tag {img.local_name} {img.target}"] if img.local_name != img.target else []
     commands.append(f"docker push {img.target}")
     text = f"On {nodes}, push the image to the registry:\n\n" + "\n".join(f"  {c}" for c in commands)
-    steps = _update_steps(inv, uses, img.target)
+    steps, flux = _update_steps(inv, uses, img.target)
     if steps:
-        text += "\n\nThen reference it by its registry-qualified name:\n" + "\n".join(steps)
+        text += "\n\nThen reference it by its registry-qualified name:" + "".join(f"\n{s}" for s in steps)
+    text += "".join(f"\n\n{f}" for f in flux)
     return text
 
 

@@ -13,6 +13,7 @@ from kubeshape.findings import Finding, ObjectRef, Severity
 from kubeshape.inventory import Container, Inventory, K8sObject, containers, event_count, pod_template_path
 from kubeshape.metrics import CRASHING
 from kubeshape.redact import redact_text
+from kubeshape.rules import _gitops
 from kubeshape.rules.base import Context, rule
 from kubeshape.timeutil import format_time, human_duration, parse_time
 
@@ -244,7 +245,7 @@ def _doubled(quantity: str) -> str | None:
     return f"{int(m.group(1)) * 2}{m.group(2) or ''}" if m else None
 
 
-def _restart_cause(top: K8sObject, r: _Restarts, kills: int, limited: int,
+def _restart_cause(inv: Inventory, top: K8sObject, r: _Restarts, kills: int, limited: int,
                    crashloop: int) -> tuple[str, str]:
     """Root cause and the cause-specific fix line, from the events and last states."""
     if limited:
@@ -257,9 +258,15 @@ def _restart_cause(top: K8sObject, r: _Restarts, kills: int, limited: int,
     if r.oom:
         limit = _memory_limit(top, r.oom)
         more = _doubled(limit) if limit else None
-        fix = (f"Then double the memory limit of container {r.oom}:\n" + _code("bash", (
-            f"kubectl set resources {top.kind.lower()}/{top.name} -n {top.namespace} -c {r.oom} "
-            f"--limits=memory={more}")) if more else f"Then raise the memory limit of container {r.oom}.")
+        c = next((c for c in containers(top) if c.name == r.oom), None)
+        flux = _gitops.change(inv, top, [_gitops.Edit(_gitops.container_path(c, "resources.limits.memory"), more)]) \
+            if more and c is not None else None
+        if flux is not None:
+            fix = f"Then double the memory limit of container {r.oom}. {flux}"
+        else:
+            fix = (f"Then double the memory limit of container {r.oom}:\n" + _code("bash", (
+                f"kubectl set resources {top.kind.lower()}/{top.name} -n {top.namespace} -c {r.oom} "
+                f"--limits=memory={more}")) if more else f"Then raise the memory limit of container {r.oom}.")
         return (f"Container {r.oom} exceeds its memory limit ({limit or 'none set'}) and is OOM-killed.", fix)
     if r.crash_code is not None or crashloop:
         code = r.crash_code
@@ -317,7 +324,7 @@ def restart_storm(ctx: Context) -> Iterator[Finding]:
             evidence.append(f"{limited} liveness probe failures with HTTP 429 (see KS502)")
         if crashloop:
             evidence.append(f"{crashloop} 'Back-off restarting failed container' events (see KS503)")
-        cause, cause_fix = _restart_cause(top, r, kills, limited, crashloop)
+        cause, cause_fix = _restart_cause(ctx.inv, top, r, kills, limited, crashloop)
         pod, container = r.worst
         severe = th.restarts_per_day > 0 and r.rate >= 10 * th.restarts_per_day
         yield ctx.finding(
@@ -452,7 +459,8 @@ def probe_rate_limited(ctx: Context) -> Iterator[Finding]:
       periodSeconds: 10
     ```
     In the code, cache upstream status (refresh it in the background) instead of calling upstreams per
-    request.
+    request. Under Flux the fix changes the probes in the repository's file instead of `kubectl patch`
+    (commit, push, `flux reconcile`): a kubectl change would be reverted at the next reconcile.
     """
     for top, pods in _pods_by_workload(ctx.inv):
         failures = _rate_limited_probes(ctx.inv, pods)
@@ -478,7 +486,7 @@ def probe_rate_limited(ctx: Context) -> Iterator[Finding]:
                 if probe_spec:
                     evidence.append(f"container {c.name} {_probe_text(kind, probe_spec)}")
                     paths.add(str((probe_spec.get("httpGet") or {}).get("path", "/")))
-            fixes.append(_probe_fix(top, c))
+            fixes.append(_probe_fix(ctx.inv, top, c))
         probes = sorted({p for _, p in failures})
         total = sum(f.count for f in failures.values())
         restarts = sum(int(cs.get("restartCount") or 0) for p in pods for cs in _statuses(p))
@@ -501,16 +509,22 @@ def _probe_cause(probes: list[str], paths: list[str], restarts: int) -> str:
     return text + " The pod drops out of its Service endpoints whenever the limit is hit."
 
 
-def _probe_fix(top: K8sObject, c: Container) -> str:
+def _probe_fix(inv: Inventory, top: K8sObject, c: Container) -> str:
     patch, live_path, ready_path = _probe_patch(top, c)
     fname = f"{top.name}-probes.yaml" if c.name == top.name else f"{top.name}-{c.name}-probes.yaml"
     port = _probe_port(c.spec)
-    head = (f"Give liveness a cheap endpoint ({live_path}) and readiness its own ({ready_path}), on port {port} "
-            f"as today. Save as {fname}:\n{_code('yaml', patch)}\n")
-    if top.kind == "Pod":
+    head = f"Give liveness a cheap endpoint ({live_path}) and readiness its own ({ready_path}), on port {port} as today"
+    flux = _gitops.change(inv, top, [_gitops.Edit(_gitops.container_path(c, f"{kind}Probe"), "",
+                                                  shown=f"`{kind}Probe` as above")
+                                     for kind in ("liveness", "readiness")])
+    if flux is not None:
+        head, apply = f"{head}:\n{_code('yaml', patch)}\n", flux
+    elif top.kind == "Pod":
+        head += f". Save as {fname}:\n{_code('yaml', patch)}\n"
         apply = ("Probes of a bare pod cannot change in place: put them in its manifest and recreate it:\n"
                  + _code("bash", f"kubectl delete pod {top.name} -n {top.namespace}"))
     else:
+        head += f". Save as {fname}:\n{_code('yaml', patch)}\n"
         apply = "Apply it:\n" + _code(
             "bash", f"kubectl patch {top.kind.lower()}/{top.name} -n {top.namespace} --patch-file {fname}")
     return (f"{head}{apply}\nIn the app: serve {live_path} from memory (no upstream calls, no auth) and exempt it "
@@ -753,13 +767,26 @@ def _noisy(template: str, t: _Template) -> bool:
     return t.level not in QUIET_LEVELS and not _ACCESS_LOG.search(template)
 
 
-def _flood_fix(obj: K8sObject | ObjectRef, stream: _Stream, telemetry: bool, missing: bool) -> str:
+def _otel_off(inv: Inventory, obj: K8sObject, container: str | None) -> str | None:
+    """Under Flux: OTEL_SDK_DISABLED=true in the container's env in the repository, committed and pushed."""
+    cs = list(containers(obj))
+    c = next((c for c in cs if c.name == container), cs[0] if cs else None)
+    if c is None:
+        return None
+    return _gitops.change(inv, obj, [_gitops.env_edit(c, "OTEL_SDK_DISABLED", "true")])
+
+
+def _flood_fix(inv: Inventory, obj: K8sObject | ObjectRef, stream: _Stream, telemetry: bool, missing: bool) -> str:
     pod, container = stream.pods[0]
     tail = "Check the current output:\n" + _code("bash", f"kubectl logs {pod} -n {obj.namespace}"
                                                  + (f" -c {container}" if container else "") + " --tail=200")
     lines = ["Fix the condition the message reports" + (" (the missing Service: see KS701)" if missing else "")
              + "; meanwhile stop the flood."]
-    if telemetry and obj.kind in ("Deployment", "StatefulSet", "DaemonSet"):
+    flux = _otel_off(inv, obj, container) if telemetry and isinstance(obj, K8sObject) else None
+    if flux is not None:
+        lines.append("Disable the OpenTelemetry SDK until a collector exists. " + flux)
+        lines.append("(or set OTEL_TRACES_EXPORTER=none, OTEL_METRICS_EXPORTER=none, OTEL_LOGS_EXPORTER=none).")
+    elif telemetry and obj.kind in ("Deployment", "StatefulSet", "DaemonSet"):
         lines.append("Disable the OpenTelemetry SDK until a collector exists:\n" + _code(
             "bash", f"kubectl set env {obj.kind.lower()}/{obj.name} -n {obj.namespace} OTEL_SDK_DISABLED=true"))
         lines.append("(or set OTEL_TRACES_EXPORTER=none, OTEL_METRICS_EXPORTER=none, OTEL_LOGS_EXPORTER=none).")
@@ -826,7 +853,7 @@ def log_flood(ctx: Context) -> Iterator[Finding]:
         yield ctx.finding(
             obj, f"{_what(obj)}: one log message repeated {count} times in the last {stream.lines} lines "
                  f"({count / stream.lines:.0%})",
-            evidence=evidence, root_cause=cause, fix=_flood_fix(obj, stream, telemetry, bool(missing)),
+            evidence=evidence, root_cause=cause, fix=_flood_fix(ctx.inv, obj, stream, telemetry, bool(missing)),
             source="cluster", data={"templates": [{"template": text, "count": t.count} for text, t in top],
                                     "lines": stream.lines, "services": [f"{ns}/{svc}" for _, svc, ns in missing],
                                     "http_statuses": _answered_statuses(t.sample for _, t in top)})

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from kubeshape.findings import Finding, Severity
 from kubeshape.inventory import Inventory, K8sObject
 from kubeshape.redact import redact_value
+from kubeshape.rules._common import pull_problem
 from kubeshape.rules.base import Context, rule
 from kubeshape.rules.manifests import _flux as fx
 from kubeshape.timeutil import format_time, human_duration, parse_time
@@ -492,6 +494,8 @@ def _changed(ctx: Context, obj: K8sObject, owner: tuple[str, str, K8sObject | No
         evidence.append(f"Flux last changed it at {format_time(max(flux_times))}")
     in_repo: list[tuple[str, str, int | None]] = []  # (path, file, line) the repository sets
     not_in_repo: list[str] = []
+    committed: list[dict[str, Any]] = []  # what the repository sets for the changed fields, where
+    images: list[tuple[str, str | None]] = []  # (live image, committed image) of changed image fields
     for change in changes:
         when = format_time(change.time) if change.time else "an unknown time"
         if not change.fields:
@@ -501,13 +505,17 @@ def _changed(ctx: Context, obj: K8sObject, owner: tuple[str, str, K8sObject | No
             shown = f" = {_value(live[1], path)}" if live is not None and not isinstance(live[1], dict | list) \
                 else ""
             line_text = f"{change.manager} changed {fx.pretty(path)}{shown} (Update at {when})"
+            hit = fx.resolve(repo_def.raw, path) if repo_def is not None else None
+            if _is_image(path) and live is not None and isinstance(live[1], str):
+                images.append((live[1], hit[1] if hit is not None and isinstance(hit[1], str) else None))
             if repo_def is not None:
-                hit = fx.resolve(repo_def.raw, path)
                 if hit is not None:
                     file, line = repo_def.where(hit[0])
                     in_repo.append((path, str(file), line))
                     value = f": {_value(hit[1], path)}" if not isinstance(hit[1], dict | list) else ""
                     line_text += f"; {file}:{line} sets it{value}"
+                    committed.append({"field": fx.pretty(path), "value": _value(hit[1], path), "file": file,
+                                      "line": line})
                 else:
                     not_in_repo.append(path)
                     line_text += f"; {repo_def.file} does not set it"
@@ -517,9 +525,22 @@ def _changed(ctx: Context, obj: K8sObject, owner: tuple[str, str, K8sObject | No
     who = ", ".join(sorted({c.manager for c in changes}))
     fields = [fx.pretty(p) for c in changes for p in c.fields]
     reconcile = f"flux reconcile kustomization {ks_name} -n {ks_ns}"
+    live_problems = [f"the live image {p}" for img, _ in images if (p := pull_problem(inv, img)[0])]
+    checks = [pull_problem(inv, img) for _, img in images if img is not None]
+    committed_problems = [f"the committed image {p}" for p, _ in checks if p]
+    unchecked = [u for _, u in checks if u]
+    restorable = bool(committed) and not committed_problems
+    restore_first = restorable and bool(live_problems)  # the change broke it and git holds what works
     fix: list[str] = []
     file = line = None
-    if in_repo:
+    if restore_first:
+        path, file, line = in_repo[0]
+        fix.append(_restore_text(committed, f"{ks_ns}/{ks_name}", next_run, f"{reconcile} --with-source",
+                                 unchecked))
+        broken = "; ".join(live_problems)
+        fix.append(f"{broken[0].upper()}{broken[1:]}: to run it, make it pullable first (push it to the registry) "
+                   f"and commit its registry name to {file}:{line}.")
+    elif in_repo:
         path, file, line = in_repo[0]
         fix.append(f"commit this change to {file}:{line} ({fx.pretty(path)}), or Flux reverts it at the next "
                    f"reconcile in {next_run}")
@@ -532,11 +553,37 @@ def _changed(ctx: Context, obj: K8sObject, owner: tuple[str, str, K8sObject | No
         assert repo_def is not None
         fix.append(f"{repo_def.file} does not set {', '.join(fx.pretty(p) for p in not_in_repo[:MAX_LISTED])}: "
                    "Flux does not revert it; add it to the file or undo it by hand")
-    fix.append(f"# to restore what git says now: {reconcile}")
+    if not restore_first:
+        fix += [f"# {p}: fix it before you commit it" for p in live_problems]
+        fix += [f"# {p}: restoring it does not help" for p in committed_problems]
+        if not committed_problems:
+            fix.append(f"# to restore what git says now: {reconcile}")
     return ctx.finding(
         obj, f"{obj.kind} {obj.namespace}/{obj.name} was changed behind Flux by {who}"
              + (f": {', '.join(fields[:3])}{'…' if len(fields) > 3 else ''}" if fields else ""),
         evidence=evidence, fix="\n".join(fix), file=file, line=line, source="cluster",
         root_cause=f"{who} changed a Flux-managed object directly in the cluster instead of committing to git.",
         data={"managers": sorted({c.manager for c in changes}), "fields": fields,
-              "kustomization": f"{ks_ns}/{ks_name}"})
+              "kustomization": f"{ks_ns}/{ks_name}", "images": [img for img, _ in images],
+              "pod_template": not fields or any(_in_template(p) for c in changes for p in c.fields),
+              "committed": committed, "restorable": restorable, "committed_problem": "; ".join(committed_problems),
+              "committed_unchecked": "; ".join(unchecked), "not_reverted": [fx.pretty(p) for p in not_in_repo],
+              "reconcile": f"{reconcile} --with-source", "next_reconcile": next_run})
+
+
+def _is_image(path: str) -> bool:
+    names = [s for s in fx.parse_path(path) if isinstance(s, str)]
+    return bool(names) and names[-1] == "image" and "containers" in " ".join(names).lower()
+
+
+def _in_template(path: str) -> bool:
+    """A field of the pod template: changing it changes the pods."""
+    return path.startswith(("spec.template.", "spec.jobTemplate."))
+
+
+def _restore_text(committed: list[dict[str, Any]], ks: str, next_run: str, reconcile: str,
+                  unchecked: list[str]) -> str:
+    values = "; ".join(f"{c['field']} = {c['value']} at {c['file']}:{c['line']}" for c in committed[:MAX_LISTED])
+    note = f" ({'; '.join(unchecked)})" if unchecked else ""
+    return (f"The repository sets {values}{note}: Flux restores it at the next reconcile of Kustomization {ks} "
+            f"({next_run}), or now:\n```bash\n{reconcile}\n```")

@@ -10,6 +10,7 @@ from typing import Any
 from kubeshape.findings import Finding, Severity
 from kubeshape.imageref import parse_or_none
 from kubeshape.inventory import K8sObject, containers
+from kubeshape.rules import _gitops
 from kubeshape.rules._common import SYSTEM_NAMESPACES
 from kubeshape.rules.base import Context, rule
 from kubeshape.rules.manifests import _flux
@@ -175,6 +176,14 @@ def variant_sprawl(ctx: Context) -> Iterator[Finding]:
             image = next((c.image for c in containers(o) if not c.init), "")
             evidence.append(f"{o.kind} {o.name} in {o.file}:{o.line} runs {image}{state}")
         all_files = sorted({f for o in objs for f in files[o.key]})
+        deletes = [(o, f"kubectl delete {o.kind.lower()} {o.name} -n {ns} --ignore-not-found") for o in objs[1:]]
+        by_hand = [cmd for o, cmd in deletes if _gitops.applier(ctx.inv, o) is None]
+        remove = ("then delete the variants (and their HPAs/Services) from the cluster and the repo:\n"
+                  + "\n".join(by_hand)) if by_hand else ""
+        flux = _gitops.remove(ctx.inv, deletes)  # the variants Flux applies: out of git, and Flux prunes them
+        if flux is not None:
+            remove += ("\n\n" if remove else "then delete the variants (and their HPAs/Services) from the "
+                       "repository.\n\n") + flux
         yield ctx.finding(
             objs[0], f"{len(objs)} workloads in {ns} run image {path} under different names ({prefix}-*)",
             evidence=[*evidence, f"{len(all_files)} manifest files for one service: {', '.join(all_files)}"],
@@ -182,10 +191,7 @@ def variant_sprawl(ctx: Context) -> Iterator[Finding]:
             root_cause="Variants were created by copying manifests instead of changing one service; the old "
                        "ones were never removed.",
             fix=(f"Consolidate into one service directory:\n  {ns}/{prefix}/deployment.yaml\n"
-                 f"  {ns}/{prefix}/service.yaml\n  {ns}/{prefix}/kustomization.yaml\n"
-                 "then delete the variants (and their HPAs/Services) from the cluster and the repo:\n"
-                 + "\n".join(f"kubectl delete {o.kind.lower()} {o.name} -n {ns} --ignore-not-found"
-                             for o in objs[1:])))
+                 f"  {ns}/{prefix}/service.yaml\n  {ns}/{prefix}/kustomization.yaml\n{remove}"))
 
 
 def _managers(obj: K8sObject) -> list[dict[str, Any]]:
