@@ -114,7 +114,10 @@ KubeconfigOpt = Annotated[Path | None, typer.Option("--kubeconfig", help="kubeco
 NamespaceOpt = Annotated[list[str] | None, typer.Option("--namespace", "-n", help="Only this namespace "
                                                         "(repeatable). Default: all namespaces.")]
 AllNamespacesOpt = Annotated[bool, typer.Option("--all-namespaces", "-A", help="All namespaces (the default).")]
-QpsOpt = Annotated[float, typer.Option("--qps", help="Client-side limit of API requests per second.")]
+QpsOpt = Annotated[float, typer.Option("--qps", help="Client-side limit of API requests per second once --burst "
+                                        "is used up (as kubectl's discovery client: 50; 0: no limit).")]
+BurstOpt = Annotated[int, typer.Option("--burst", min=1, help="API requests let out at once before --qps paces "
+                                       "them (as kubectl's discovery client: 300).")]
 MaxLogsOpt = Annotated[int, typer.Option("--max-logs", help="Log tails to read (restarting pods first).")]
 RegistryOpt = Annotated[list[str] | None, typer.Option("--registry", help="Read this registry too: host[:port], "
                                                        "or reach=name-in-images (repeatable).")]
@@ -293,7 +296,8 @@ def doctor(
     all_namespaces: AllNamespacesOpt = False,
     all_contexts: Annotated[bool, typer.Option("--all-contexts", help="Every context of the kubeconfig, "
                                                "one report.")] = False,
-    qps: QpsOpt = 20.0,
+    qps: QpsOpt = 50.0,
+    burst: BurstOpt = 300,
     max_logs: MaxLogsOpt = 30,
     registry: RegistryOpt = None,
     insecure: InsecureOpt = False,
@@ -314,7 +318,7 @@ def doctor(
         demo, repo, bundle, registry_snapshot, config, _selection(select, ignore, no_annotation_ignores), output,
         fail_on, report_file, verbose, LiveOptions(kubeconfig, [context] if context else None,
                                                    _namespaces(namespace, all_namespaces), qps, max_logs,
-                                                   all_contexts, parse_request_timeout(request_timeout)),
+                                                   all_contexts, parse_request_timeout(request_timeout), burst),
         registry or [], insecure))
 
 
@@ -331,7 +335,8 @@ def explain(
     kubeconfig: KubeconfigOpt = None,
     namespace: NamespaceOpt = None,
     all_namespaces: AllNamespacesOpt = False,
-    qps: QpsOpt = 20.0,
+    qps: QpsOpt = 50.0,
+    burst: BurstOpt = 300,
     max_logs: MaxLogsOpt = 30,
     registry: RegistryOpt = None,
     insecure: InsecureOpt = False,
@@ -352,7 +357,7 @@ def explain(
         demo, repo, bundle, registry_snapshot, config, _selection(select, ignore, no_annotation_ignores), output,
         FailOn.never, report_file, False, LiveOptions(kubeconfig, [context] if context else None,
                                                       _namespaces(namespace, all_namespaces), qps, max_logs,
-                                                      False, parse_request_timeout(request_timeout)),
+                                                      False, parse_request_timeout(request_timeout), burst),
         registry or [], insecure, explain=incident))
 
 
@@ -444,7 +449,8 @@ def snapshot(
     registry: RegistryOpt = None,
     insecure: InsecureOpt = False,
     request_timeout: RequestTimeoutOpt = "30s",
-    qps: QpsOpt = 20.0,
+    qps: QpsOpt = 50.0,
+    burst: BurstOpt = 300,
     max_logs: MaxLogsOpt = 30,
 ) -> None:
     """Write a bundle of a live cluster. Secret values and secret-looking env values are redacted."""
@@ -454,7 +460,7 @@ def snapshot(
 
     timeout = parse_request_timeout(request_timeout)
     live = LiveOptions(kubeconfig, [context] if context else None, _namespaces(namespace, all_namespaces),
-                       qps, max_logs, False, timeout)
+                       qps, max_logs, False, timeout, burst)
     [col] = collect_live(live)
     reg = snapshot_registries(registry or [], insecure, timeout) if registry else None
     members = bundle_members(col, reg)

@@ -15,6 +15,7 @@ from kubeshape.engine import sort_findings
 from kubeshape.inventory import ClusterSource
 from kubeshape.report.model import Report
 from kubeshape.sources.live import (
+    DEFAULT_BURST,
     DEFAULT_REQUEST_TIMEOUT,
     KINDS,
     Collection,
@@ -36,6 +37,7 @@ class LiveOptions:
     max_logs: int
     all_contexts: bool
     request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT  # seconds per request, retries included; None: none
+    burst: int = DEFAULT_BURST  # requests let out at once before --qps paces them
 
 
 def _context_names(opts: LiveOptions) -> list[str | None]:
@@ -49,7 +51,7 @@ def collect_live(opts: LiveOptions) -> list[Collection]:
     """One collection per context, each with a progress bar on terminals."""
     out = []
     for name in _context_names(opts):
-        api, _ = connect(opts.kubeconfig, name, qps=opts.qps, timeout=opts.request_timeout)
+        api, _ = connect(opts.kubeconfig, name, qps=opts.qps, burst=opts.burst, timeout=opts.request_timeout)
         with api.http:
             jobs = len(KINDS) if not opts.namespaces else sum(
                 len(opts.namespaces) if k.namespaced else 1 for k in KINDS)

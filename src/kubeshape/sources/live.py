@@ -32,7 +32,14 @@ PAGE_SIZE = 500
 MAX_RETRIES = 5
 DEFAULT_REQUEST_TIMEOUT = 30.0  # seconds a request may take, retries included (--request-timeout)
 LOG_TIMEOUT = 5.0  # seconds per log tail; the apiserver proxies each one to a kubelet
-LOG_GIVE_UP = 2  # consecutive failures with nothing read → stop trying
+LOG_GIVE_UP = 2  # tails tried first; when all of them fail and none is read, the others are not tried
+MAX_WORKERS = 16  # requests in flight at once: every kind's first page, then the log tails
+# Client-side rate limit: kubectl's for discovery (50/s, bursts of 300), not client-go's per-client 5/s and 10.
+# A run reads like discovery does, one burst of requests across all kinds (~30 LISTs and up to --max-logs log
+# tails), which this burst lets out at once; 50/s only paces the pages of a very large cluster. The API server's
+# own flow control answers 429 with Retry-After when it is busy, and that is honoured.
+DEFAULT_QPS = 50.0
+DEFAULT_BURST = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,9 +176,9 @@ class ApiClient:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, path: str, params: dict[str, Any] | None = None, *, raw: bool = False,
-            timeout: float | None = None, retries: int = MAX_RETRIES) -> Any:
+            timeout: float | None = None, retries: int = MAX_RETRIES, retry_5xx: bool = True) -> Any:
         """GET ``path``; retry 429 (honouring Retry-After) and 5xx with back-off; raise ApiError otherwise."""
-        resp = self.fetch(path, params, timeout=timeout, retries=retries)
+        resp = self.fetch(path, params, timeout=timeout, retries=retries, retry_5xx=retry_5xx)
         if resp.status_code >= 400:
             raise ApiError(resp.status_code, _status_message(resp))
         if raw:
@@ -182,10 +189,11 @@ class ApiClient:
             raise ApiError(502, f"{path}: the API server answered {_body_kind(resp)}, not JSON") from None
 
     def fetch(self, path: str, params: dict[str, Any] | None = None, *, timeout: float | None = None,
-              retries: int = MAX_RETRIES) -> httpx.Response:
-        """GET ``path`` and return the final response (any status but 401), retrying 429, 5xx and dropped
-        connections with back-off. Attempts and back-off share one deadline: ``self.timeout`` (--request-timeout)
-        or the smaller ``timeout`` (the caller's own budget: running out of it is ApiError 504, not exit 3)."""
+              retries: int = MAX_RETRIES, retry_5xx: bool = True) -> httpx.Response:
+        """GET ``path`` and return the final response (any status but 401), retrying 429, 5xx (unless
+        ``retry_5xx`` is false) and dropped connections with back-off. Attempts and back-off share one deadline:
+        ``self.timeout`` (--request-timeout) or the smaller ``timeout`` (the caller's own budget: running out of
+        it is ApiError 504, not exit 3)."""
         budget = self.timeout if timeout is None else timeout if self.timeout is None else min(timeout, self.timeout)
         end = None if budget is None else time.monotonic() + budget
         delay = 0.5
@@ -216,7 +224,7 @@ class ApiClient:
             if resp.status_code == 401:
                 raise SourceUnreachable(f"the API server of context '{self.context}' rejected the credentials "
                                         "(401 Unauthorized) -- refresh them (e.g. re-login) and try again")
-            if resp.status_code == 429 or resp.status_code >= 500:
+            if resp.status_code == 429 or (resp.status_code >= 500 and retry_5xx):
                 wait = _retry_after(resp, delay)
                 if attempt == retries or not _time_left(end, wait):
                     return resp
@@ -386,11 +394,14 @@ def in_cluster() -> bool:
         and Path(SERVICE_ACCOUNT, "token").is_file()
 
 
-def connect(kubeconfig: Path | None, context: str | None, qps: float = 20.0, burst: int = 40,
+def connect(kubeconfig: Path | None, context: str | None, qps: float = DEFAULT_QPS, burst: int = DEFAULT_BURST,
             timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> tuple[ApiClient, str]:
     """An ApiClient for ``context`` (default: current) and that context's default namespace; ``timeout`` bounds
     each request, retries included (None: no limit). Inside a pod with no kubeconfig given, the pod's service
-    account."""
+    account.
+
+    HTTP/1.1, one keep-alive connection per request in flight: httpx's HTTP/2 is not safe to share between
+    threads (concurrent requests on one connection corrupt its HPACK and stream state)."""
     from lightkube.config.client_adapter import Client, ConnectionParams
     from lightkube.config.kubeconfig import KubeConfig
 
@@ -473,8 +484,11 @@ def _list_kind(api: ApiClient, spec: KindSpec, namespace: str | None,
 
 
 def collect(api: ApiClient, namespaces: list[str] | None = None, kinds: tuple[KindSpec, ...] = KINDS,
-            max_logs: int = 30, progress: ProgressFn | None = None, workers: int = 4) -> Collection:
-    """LIST every kind (cluster-wide, or per namespace given), then fetch a bounded number of log tails."""
+            max_logs: int = 30, progress: ProgressFn | None = None, workers: int = MAX_WORKERS) -> Collection:
+    """LIST every kind (cluster-wide, or per namespace given), then fetch a bounded number of log tails.
+
+    Up to ``workers`` requests are in flight at once (each kind's pages follow one another), so every kind's
+    first page goes out together; the client-side rate limit still applies to each."""
     out = Collection(context=api.context, server=api.server, namespaces=namespaces)
     out.server_version = check_server(api)
     jobs: list[tuple[KindSpec, str | None]] = []
@@ -496,7 +510,7 @@ def collect(api: ApiClient, namespaces: list[str] | None = None, kinds: tuple[Ki
                     return spec, ns, exc
         raise AssertionError("unreachable")
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as pool:
         results = list(pool.map(run, jobs))
     missing: dict[KindSpec, None] = {}
     for spec, ns, result in results:
@@ -518,7 +532,7 @@ def collect(api: ApiClient, namespaces: list[str] | None = None, kinds: tuple[Ki
     out.notes += _not_installed(list(missing), kinds)
     if namespaces and (ns_list := out.lists.get(KINDS[1])):
         ns_list["items"] = [n for n in ns_list["items"] if (n.get("metadata") or {}).get("name") in namespaces]
-    _collect_logs(api, out, max_logs)
+    _collect_logs(api, out, max_logs, workers)
     out.requests = api.requests
     out.collected_at = datetime.now(UTC).replace(microsecond=0)  # as the bundle manifest records it
     return out
@@ -562,23 +576,54 @@ def _log_candidates(pods: list[dict[str, Any]], limit: int) -> list[tuple[str, s
     return [(ns, pod, c) for _, ns, pod, c in scored[:limit]]
 
 
-def _collect_logs(api: ApiClient, out: Collection, limit: int) -> None:
+LogKey = tuple[str, str, str]  # namespace, pod, container
+
+
+def _collect_logs(api: ApiClient, out: Collection, limit: int, workers: int = MAX_WORKERS) -> None:
+    """Read the tails of the pods most worth reading, concurrently. The first ``LOG_GIVE_UP`` go out together
+    ahead of the others: when every one of them fails, the API server cannot fetch logs (kubelets unreachable,
+    or no access to pods/log) and the others are not tried, so a run does not wait on every pod."""
     pods: list[dict[str, Any]] = next((v["items"] for k, v in out.lists.items() if k.kind == "Pod"), [])
     candidates = _log_candidates(pods, limit)
-    failed = 0
-    for ns, pod, container in candidates:
+    if not candidates:
+        return
+    failures: dict[LogKey, int] = {}
+
+    def read(key: LogKey) -> None:
+        ns, pod, container = key
         try:
-            data = api.get(f"/api/v1/namespaces/{ns}/pods/{pod}/log",
-                           {"container": container, "tailLines": 500}, raw=True, timeout=LOG_TIMEOUT, retries=1)
-        except ApiError:
-            failed += 1
-            if failed >= LOG_GIVE_UP and not out.logs:
-                break  # the API server cannot reach the kubelets: do not wait on every pod
-            continue
-        out.logs[(ns, pod, container)] = redact_text(data.decode("utf-8", errors="replace"))
-    if failed:
+            # A 5xx here is the kubelet's path failing, not the API server asking to come back: no retry.
+            data = api.get(f"/api/v1/namespaces/{ns}/pods/{pod}/log", {"container": container, "tailLines": 500},
+                           raw=True, timeout=LOG_TIMEOUT, retries=1, retry_5xx=False)
+        except ApiError as exc:
+            failures[key] = exc.status
+            return
+        out.logs[key] = redact_text(data.decode("utf-8", errors="replace"))
+
+    probe, rest = candidates[:LOG_GIVE_UP], candidates[LOG_GIVE_UP:]
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(candidates)))) as pool:
+        list(pool.map(read, probe))
+        if out.logs:
+            list(pool.map(read, rest))
+        else:
+            rest = []  # every probe failed: do not wait on the others
+    out.logs = {k: out.logs[k] for k in candidates if k in out.logs}  # in the order they were chosen
+    if failures:
+        untried = len(candidates) - len(probe) - len(rest)
         out.notes.append(f"logs: {len(out.logs)} of {len(candidates)} log tails read; the API server could not "
-                         "fetch the others (kubelet unreachable, or no access to pods/log)")
+                         f"fetch {len(failures)} ({_log_failure(sorted(set(failures.values())))})"
+                         + (f", so the other {untried} were not tried" if untried else ""))
+
+
+def _log_failure(statuses: list[int]) -> str:
+    """Why log tails could not be read, from the HTTP statuses the API server answered with."""
+    why = []
+    if 403 in statuses:
+        why.append("403: no access to pods/log")
+    if any(s >= 500 for s in statuses):
+        why.append("kubelet unreachable, or too slow")
+    why += [f"HTTP {s}" for s in statuses if s != 403 and s < 500]
+    return "; ".join(why)
 
 
 def _well_formed(kind: str, items: list[Any]) -> tuple[list[Any], list[str]]:
