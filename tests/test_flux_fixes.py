@@ -7,10 +7,7 @@ tests/test_flux_doctor.py), then the gitops scenario of the test bed, with the p
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -28,7 +25,7 @@ from kubeshape.report.plan import RESTORE, Step, build_plan
 from kubeshape.sources.bundle import parse_registry_snapshot
 from kubeshape.sources.repo import load_repo
 from kubeshape.timeutil import parse_time
-from testbed.cluster import kill_recorded
+from tests.gitops_bed import Bed, gitops_bed
 from tests.test_flux_doctor import (
     FLUX_APPLY,
     FLUX_LISTED,
@@ -468,58 +465,17 @@ def test_a_change_behind_flux_on_a_healthy_workload_stays_its_own_incident(tmp_p
 
 
 # == live: the gitops scenario on a test bed of its own, and the printed fix followed ==============================
-UP_TIMEOUT = 420  # seconds: control plane, Flux, images, first reconcile
 BACKEND = "family-assistant-backend"
 BACKEND_FILE = f"apps/homelab/{BACKEND}.yaml"
 
 
-class Bed:
-    def __init__(self, workdir: Path, banner: str) -> None:
-        self.workdir = workdir
-        self.kubeconfig = workdir / "kubeconfig"
-        checkout = re.search(r"a checkout: (\S+)\)$", banner, re.M)
-        registry = re.search(r"^registry:\s+(\S+)$", banner, re.M)
-        assert checkout and registry, banner
-        self.checkout = Path(checkout.group(1))
-        self.registry = registry.group(1)
-
-    def kubectl(self, *args: str) -> str:
-        return subprocess.run(["kubectl", f"--kubeconfig={self.kubeconfig}", *args], capture_output=True, text=True,
-                              check=True, timeout=60).stdout
-
-    def get(self, *args: str) -> dict[str, Any]:
-        return dict(json.loads(self.kubectl("get", *args, "-o", "json")))
-
-    def doctor(self) -> dict[str, Any]:
-        proc = subprocess.run([sys.executable, "-m", "kubeshape", "doctor", "--kubeconfig", str(self.kubeconfig),
-                               "--repo", ".", "--registry", f"{self.registry}=100.81.76.55:30500",
-                               "--insecure-registry", "-o", "json", "--fail-on", "never"],
-                              cwd=self.checkout, capture_output=True, text=True, timeout=300, check=False)
-        assert proc.returncode == 0, proc.stderr
-        return dict(json.loads(proc.stdout))
-
-
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
-    workdir = tmp_path_factory.mktemp("flux-fixes")
-    up = subprocess.Popen([sys.executable, "-m", "testbed", "up", "--dir", str(workdir), "--scenario", "gitops"],
-                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert up.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + UP_TIMEOUT
-        for line in iter(up.stdout.readline, ""):
-            lines.append(line)
-            if line.startswith("stop with") or time.monotonic() > deadline:
-                break
-        yield Bed(workdir, "".join(lines))
-        subprocess.run([sys.executable, "-m", "testbed", "down", "--dir", str(workdir)], cwd=ROOT,
-                       capture_output=True, check=True, timeout=60)
-        assert up.wait(30) == 0
-    finally:
-        up.kill()
-        up.wait()
-        kill_recorded(workdir)
+    yield from gitops_bed(tmp_path_factory.mktemp("flux-fixes"))
+
+
+def _doctor(bed: Bed) -> dict[str, Any]:
+    return bed.doctor("--repo", ".", "--fail-on", "never", registry=True, expect=(0,))
 
 
 def _image(bed: Bed) -> str:
@@ -534,7 +490,7 @@ def test_live_plan_under_flux_and_the_restore_it_prints_works(bed: Bed) -> None:
                       if "image:" in line)
     assert _image(bed) != committed  # the scenario's kubectl set image behind Flux
 
-    report = bed.doctor()
+    report = _doctor(bed)
     findings = report["findings"]
     flux_applied = {f["object"]["name"] for f in findings if f["rule"] == "KS211"}
     assert flux_applied == {BACKEND}
@@ -565,4 +521,4 @@ def test_live_plan_under_flux_and_the_restore_it_prints_works(bed: Bed) -> None:
     while _image(bed) != committed and time.monotonic() < deadline:
         time.sleep(1)
     assert _image(bed) == committed  # the advice was true: Flux put back what git commits
-    assert "KS211" not in {f["rule"] for f in bed.doctor()["findings"]}
+    assert "KS211" not in {f["rule"] for f in _doctor(bed)["findings"]}
