@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from kubeshape.config import Config
 from kubeshape.findings import Finding, ObjectRef, Severity
 from kubeshape.inventory import Inventory, K8sObject
 from kubeshape.rules.base import Context, Rule, all_rules
+
+if TYPE_CHECKING:
+    from kubeshape.config import Config
 
 IGNORE_ANNOTATION = "kubeshape.io/ignore"
 INTERNAL_ERROR = "KS000"  # not a registered rule: a rule that raised

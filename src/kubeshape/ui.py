@@ -1,31 +1,28 @@
-"""Terminal helpers: the stderr console and spinners that appear only for people, never in pipes."""
+"""Terminal helpers: the stderr console and spinners that appear only for people, never in pipes.
+
+Rich's progress bars and Markdown renderer are imported when they are shown, so that commands which print
+plainly (pipes, CI, ``kubeshape rule`` into a file) do not load them.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from functools import cache
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from rich.console import Console, ConsoleOptions, RenderResult
-from rich.markdown import CodeBlock, Markdown, MarkdownElement
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.segment import Segment
-from rich.syntax import Syntax
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.markdown import Markdown
+    from rich.progress import Progress, TaskID
 
 
 @cache
 def err_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)
 
 
@@ -52,6 +49,15 @@ class KindProgress:
 
     def __enter__(self) -> KindProgress:
         if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                                       MofNCompleteColumn(), TimeElapsedColumn(), console=err_console(),
                                       transient=True)
@@ -74,30 +80,52 @@ class KindProgress:
             self._progress.update(self._task, description=f"{self.label}: {kind} ({count}…)")
 
 
-class _WholeLineCode(CodeBlock):
-    """A Markdown code block whose lines are never wrapped or cut: a long command overflows and stays pasteable."""
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        code = str(self.text).rstrip()
-        highlighted = Syntax(code, self.lexer_name, theme=self.theme, background_color="default").highlight(code)
-        highlighted.rstrip()
-        for line in highlighted.split("\n", allow_blank=True):
-            yield Text("  ") + line
-            yield Segment.line()
-
-
-class PasteableMarkdown(Markdown):
+@cache
+def _pasteable_markdown() -> type[Markdown]:
     """Rich Markdown with code blocks printed whole (print it with ``crop=False``)."""
+    from rich.console import ConsoleOptions, RenderResult
+    from rich.markdown import CodeBlock, Markdown, MarkdownElement
+    from rich.segment import Segment
+    from rich.syntax import Syntax
+    from rich.text import Text
 
-    elements: ClassVar[dict[str, type[MarkdownElement]]] = {**Markdown.elements, "fence": _WholeLineCode,
-                                                             "code_block": _WholeLineCode}
+    class WholeLineCode(CodeBlock):
+        """A Markdown code block whose lines are never wrapped or cut: a long command overflows and stays
+        pasteable."""
+
+        def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+            code = str(self.text).rstrip()
+            highlighted = Syntax(code, self.lexer_name, theme=self.theme, background_color="default").highlight(code)
+            highlighted.rstrip()
+            for line in highlighted.split("\n", allow_blank=True):
+                yield Text("  ") + line
+                yield Segment.line()
+
+    class PasteableMarkdown(Markdown):
+        elements: ClassVar[dict[str, type[MarkdownElement]]] = {**Markdown.elements, "fence": WholeLineCode,
+                                                                 "code_block": WholeLineCode}
+
+    return PasteableMarkdown
+
+
+def _plain_stdout() -> bool:
+    """stdout is a pipe or a file and nothing in the environment tells Rich to treat it as a terminal, so Rich
+    would write Markdown as it is: no need to import it."""
+    return not sys.stdout.isatty() and "FORCE_COLOR" not in os.environ and "TTY_COMPATIBLE" not in os.environ
 
 
 def print_markdown(text: str, console: Console | None = None) -> None:
     """Markdown rendered by Rich in a terminal, and written as it is when piped or redirected."""
-    console = console or Console()
+    if console is None:
+        if _plain_stdout():
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+            sys.stdout.flush()
+            return
+        from rich.console import Console
+
+        console = Console()
     if console.is_terminal:
-        console.print(PasteableMarkdown(text), crop=False, soft_wrap=False)
+        console.print(_pasteable_markdown()(text), crop=False, soft_wrap=False)
     else:
         console.file.write(text if text.endswith("\n") else text + "\n")
         console.file.flush()

@@ -7,7 +7,6 @@ import sys
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ClassVar
 
@@ -272,6 +271,8 @@ def _split(values: list[str] | None) -> list[str]:
 
 @contextlib.contextmanager
 def _demo_paths() -> Iterator[tuple[Path, Path]]:
+    from importlib import resources
+
     root = resources.files("kubeshape") / "demo"
     with resources.as_file(root) as demo:
         repo, bundle = Path(demo) / "repo", Path(demo) / "bundle"
@@ -387,13 +388,10 @@ def _doctor(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path 
             verbose: bool, use_git: bool = True, live: LiveOptions | None = None,
             registries: list[str] | None = None, insecure: bool = False, timeout: float | None = 30.0,
             explain: str | None = None) -> int:
+    # Each source's reader is imported only when that source is given: a live doctor loads no repository,
+    # bundle or git code, a lint no Kubernetes client.
     from kubeshape.analysis import analyse
-    from kubeshape.cli.live import merge_reports, read_live, snapshot_registries
     from kubeshape.inventory import Inventory
-    from kubeshape.sources.bundle import load_bundle, parse_registry_snapshot
-    from kubeshape.sources.git import load_git
-    from kubeshape.sources.limits import Limits
-    from kubeshape.sources.repo import load_repo
     from kubeshape.ui import status
 
     cfg = _config_for(config, repo_dir or Path.cwd())
@@ -401,23 +399,36 @@ def _doctor(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path 
     if repo_dir is not None:
         if not repo_dir.is_dir():
             raise InputError(f"{repo_dir}: not a directory -- --repo takes the manifests repository")
+        from kubeshape.sources.git import load_git
+        from kubeshape.sources.repo import load_repo
+
         with status(f"Reading manifests in {repo_dir}"):
             repo = load_repo([Path(p) for p in cfg.manifest_roots], repo_dir, cfg.exclude)
             git = load_git(repo_dir) if use_git else None
     if bundle is not None:
+        from kubeshape.sources.bundle import load_bundle
+        from kubeshape.sources.limits import Limits
+
         with status(f"Loading bundle {bundle}"):
             cluster, registry = load_bundle(bundle, Limits.from_env(configured=cfg.limits.configured()))
     if registry_snapshot is not None:
         import orjson
+
+        from kubeshape.sources.bundle import parse_registry_snapshot
 
         try:
             registry = parse_registry_snapshot(orjson.loads(registry_snapshot.read_bytes()), str(registry_snapshot))
         except (OSError, orjson.JSONDecodeError) as exc:
             raise InputError(f"{registry_snapshot}: cannot read registry snapshot ({exc})") from None
     if registries:
+        from kubeshape.cli.live import snapshot_registries
+        from kubeshape.sources.bundle import parse_registry_snapshot
+
         with status("Reading registries"):
             registry = parse_registry_snapshot(snapshot_registries(registries, insecure, timeout), "registry")
     if live is not None:
+        from kubeshape.cli.live import merge_reports, read_live
+
         clusters = read_live(live)
         reports = []
         for c in clusters:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import orjson
-from rich.console import Console
-from rich.table import Table
-
 from kubeshape.errors import InputError
 from kubeshape.findings import FAMILIES
 from kubeshape.rules.base import Rule, all_rules
@@ -25,17 +21,22 @@ def print_rule(r: Rule) -> None:
 
 
 def print_rules(fmt: str) -> None:
-    rules = all_rules()
     if fmt == "json":
+        import orjson
+
         data = [{"id": r.id, "name": r.name, "family": r.family, "familyName": FAMILIES[r.family],
-                 "severity": r.severity.label, "summary": r.summary, "requires": list(r.requires)} for r in rules]
+                 "severity": r.severity.label, "summary": r.summary, "requires": list(r.requires)}
+                for r in all_rules()]
         print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
         return
     if fmt != "text":
         raise InputError(f"unknown output format {fmt!r}: use text or json")
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False)
     for col in ("ID", "NAME", "FAMILY", "SEVERITY", "SUMMARY"):
         table.add_column(col, no_wrap=col != "SUMMARY")
-    for r in rules:
+    for r in all_rules():
         table.add_row(r.id, r.name, FAMILIES[r.family], r.severity.label, r.summary)
     Console().print(table)

@@ -33,20 +33,27 @@ def add_stand_ins(app: typer.Typer, commands: dict[str, LazyCommand]) -> None:
             app.command(name, help=spec.summary)(_stand_in)
 
 
-def _plain_flags(params: list[_click.Parameter]) -> None:
-    """Let on/off flags take their value as it is. A flag is only ever True, False or None, but Typer builds a
-    Pydantic validator for every parameter whose value is not a bool, and importing Pydantic for that costs more
-    than the rest of a quick command (``--install-completion`` is None unless given)."""
+def _plain_values(params: list[_click.Parameter]) -> None:
+    """Let on/off flags and plain text values through as they are. Typer builds a Pydantic validator for every
+    parameter whose value is not a bool (``--install-completion`` is None unless given; ``kubeshape rule KS101``
+    has a text argument), and importing Pydantic for that costs more than the rest of a quick command. A flag is
+    only ever True, False or None; a ``str`` parameter without a parser only ever gets text from the command line
+    or its text default, which the validator would return unchanged."""
     try:
         from typer._coercion import PassThroughRuntimeParam
     except ImportError:  # a Typer that does not validate through Pydantic
         return
     for param in params:
         descriptor = getattr(param, "type_descriptor", None)
-        if (getattr(param, "is_flag", False) and getattr(param, "_runtime_param", False) is None
-                and descriptor is not None and descriptor.annotation is bool):
+        if getattr(param, "_runtime_param", False) is not None or descriptor is None:
+            continue
+        info = descriptor.parameter_info
+        flag = getattr(param, "is_flag", False) and descriptor.annotation is bool
+        text = descriptor.annotation is str and getattr(info, "parser", None) is None \
+            and getattr(info, "click_type", None) is None
+        if flag or text:
             param._runtime_param = PassThroughRuntimeParam(  # type: ignore[attr-defined]
-                parameter_info=descriptor.parameter_info, annotation=bool)
+                parameter_info=info, annotation=descriptor.annotation)
 
 
 class _Commands(MutableMapping[str, "_click.Command"]):
@@ -104,7 +111,7 @@ class LazyGroup(TyperGroup):
         return typer.main.get_group(host).commands[name]
 
     def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
-        _plain_flags(self.get_params(ctx))
+        _plain_values(self.get_params(ctx))
         return super().parse_args(ctx, args)
 
     def list_commands(self, ctx: _click.Context) -> list[str]:
@@ -115,7 +122,7 @@ class LazyGroup(TyperGroup):
             return self.commands.stand_in(cmd_name)
         command = self.commands.get(cmd_name)
         if command is not None:
-            _plain_flags(command.get_params(ctx))
+            _plain_values(command.get_params(ctx))
         return command
 
     def format_commands(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:

@@ -5,27 +5,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubeshape.cli.timeouts import REQUEST_TIMEOUT_HELP as REQUEST_TIMEOUT_HELP
 from kubeshape.cli.timeouts import parse_request_timeout as parse_request_timeout
-from kubeshape.engine import sort_findings
-from kubeshape.inventory import ClusterSource
-from kubeshape.report.model import Report
-from kubeshape.sources.live import (
-    DEFAULT_BURST,
-    DEFAULT_REQUEST_TIMEOUT,
-    KINDS,
-    Collection,
-    collect,
-    connect,
-    contexts,
-    kubeconfig_path,
-    to_cluster,
-)
-from kubeshape.ui import KindProgress
+
+# The Kubernetes client (lightkube, httpx) is imported when a cluster is read: doctor --demo or --bundle builds
+# LiveOptions too, and never reads one.
+if TYPE_CHECKING:
+    from kubeshape.inventory import ClusterSource
+    from kubeshape.report.model import Report
+    from kubeshape.sources.live import Collection
+
+
+def _default_request_timeout() -> float:
+    from kubeshape.sources.live import DEFAULT_REQUEST_TIMEOUT
+
+    return DEFAULT_REQUEST_TIMEOUT
+
+
+def _default_burst() -> int:
+    from kubeshape.sources.live import DEFAULT_BURST
+
+    return DEFAULT_BURST
 
 
 @dataclass(slots=True)
@@ -36,11 +40,14 @@ class LiveOptions:
     qps: float
     max_logs: int
     all_contexts: bool
-    request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT  # seconds per request, retries included; None: none
-    burst: int = DEFAULT_BURST  # requests let out at once before --qps paces them
+    # seconds per request, retries included; None: none
+    request_timeout: float | None = field(default_factory=_default_request_timeout)
+    burst: int = field(default_factory=_default_burst)  # requests let out at once before --qps paces them
 
 
 def _context_names(opts: LiveOptions) -> list[str | None]:
+    from kubeshape.sources.live import contexts, kubeconfig_path
+
     if opts.all_contexts:
         names, _ = contexts(kubeconfig_path(opts.kubeconfig))
         return list(names)
@@ -49,6 +56,9 @@ def _context_names(opts: LiveOptions) -> list[str | None]:
 
 def collect_live(opts: LiveOptions) -> list[Collection]:
     """One collection per context, each with a progress bar on terminals."""
+    from kubeshape.sources.live import KINDS, collect, connect
+    from kubeshape.ui import KindProgress
+
     out = []
     for name in _context_names(opts):
         api, _ = connect(opts.kubeconfig, name, qps=opts.qps, burst=opts.burst, timeout=opts.request_timeout)
@@ -61,11 +71,16 @@ def collect_live(opts: LiveOptions) -> list[Collection]:
 
 
 def read_live(opts: LiveOptions) -> list[ClusterSource]:
+    from kubeshape.sources.live import to_cluster
+
     return [to_cluster(c) for c in collect_live(opts)]
 
 
 def merge_reports(reports: list[Report]) -> Report:
     """One report for several clusters: findings carry their cluster, metrics are keyed per cluster."""
+    from kubeshape.engine import sort_findings
+    from kubeshape.report.model import Report
+
     first = reports[0]
     merged = Report(findings=[], sources={}, generated_at=first.generated_at, command=first.command,
                     tool_version=first.tool_version)
@@ -88,8 +103,7 @@ def merge_reports(reports: list[Report]) -> Report:
     return merged
 
 
-def snapshot_registries(specs: list[str], insecure: bool,
-                        timeout: float | None = DEFAULT_REQUEST_TIMEOUT) -> dict[str, Any]:
+def snapshot_registries(specs: list[str], insecure: bool, timeout: float | None) -> dict[str, Any]:
     """registry.json content for ``specs``: ``host[:port]``, or ``reach=known`` to snapshot the registry at
     ``reach`` (e.g. a port-forward) under the name the cluster's images use (``known``). Each registry must
     answer ``/v2/`` as a registry does; ``timeout`` bounds each request, retries included (None: no limit)."""

@@ -45,6 +45,7 @@ class Rule:
 
 
 REGISTRY: dict[str, Rule] = {}
+_RULE_ID = re.compile(r"KS[1-7]\d\d")
 
 _SECTION = re.compile(r"^## (.+)$", re.M)
 
@@ -64,7 +65,7 @@ def _parse_doc(rule_id: str, text: str) -> tuple[str, RuleDoc]:
 def rule(rule_id: str, name: str, *, severity: Severity,
          requires: tuple[str, ...] = ()) -> Callable[[RuleFunc], RuleFunc]:
     """Register a rule; its docstring holds the summary and the What/Why/Example/Fix sections."""
-    if not re.fullmatch(r"KS[1-7]\d\d", rule_id):
+    if not _RULE_ID.fullmatch(rule_id):
         raise ValueError(f"bad rule id {rule_id}")
 
     def deco(func: RuleFunc) -> RuleFunc:
@@ -121,5 +122,16 @@ def all_rules() -> list[Rule]:
 
 
 def get_rule(rule_id: str) -> Rule | None:
-    all_rules()
-    return REGISTRY.get(rule_id.upper())
+    """The rule ``rule_id`` (any case), importing its family's module first; every module when that one does not
+    register it. None for an ID no rule has."""
+    from kubeshape.rules import FAMILY_MODULES
+
+    key = rule_id.upper()
+    found = REGISTRY.get(key)
+    if found is None and _RULE_ID.fullmatch(key):  # rule() registers no other shape of ID
+        importlib.import_module(f"kubeshape.rules.{FAMILY_MODULES[int(key[2])]}")
+        found = REGISTRY.get(key)
+        if found is None:
+            all_rules()
+            found = REGISTRY.get(key)
+    return found
