@@ -10,6 +10,7 @@ from kubeshape.config import Config
 from kubeshape.engine import Result, run
 from kubeshape.inventory import Inventory
 from kubeshape.report.model import Report
+from kubeshape.sources._gc import paused
 
 
 @dataclass(slots=True)
@@ -44,11 +45,13 @@ def analyse(inv: Inventory, cfg: Config, selection: Selection | None = None,
             command: str = "doctor") -> tuple[Report, Result]:
     """Run the rules and compute metrics; the report is ready for any renderer."""
     sel = selection or Selection()
-    result = run(inv, cfg, select=sel.select, ignore=sel.ignore, annotation_ignores=sel.annotation_ignores)
+    with paused():
+        result = run(inv, cfg, select=sel.select, ignore=sel.ignore, annotation_ignores=sel.annotation_ignores)
+        computed = metrics.compute(inv, result.findings, cfg.thresholds.restarts_per_day,
+                                   cfg.thresholds.max_tags_per_repository)
     report = Report(
         findings=result.findings,
-        metrics=metrics.compute(inv, result.findings, cfg.thresholds.restarts_per_day,
-                                cfg.thresholds.max_tags_per_repository),
+        metrics=computed,
         sources=describe_sources(inv),
         blind_spots=[*(inv.repo.not_analysed if inv.repo else []),
                      *(f"{kind}: {reason}" for kind, reason in (inv.cluster.blind_spots if inv.cluster else [])),

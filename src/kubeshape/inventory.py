@@ -14,6 +14,9 @@ from kubeshape.sources.helmvalues import is_helmrelease, values_images
 
 T = TypeVar("T")
 
+_CHILD_KINDS = ("ReplicaSet", "Pod", "Job")  # kinds whose owners rules look up (Inventory.children)
+MAX_OWNER_HOPS = 5  # Pod → ReplicaSet → Deployment is two; owner references may also form a cycle
+
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
 # Kinds whose pod template the user writes (not controller-made children).
 TOP_LEVEL_WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "Pod", "ReplicaSet")
@@ -202,25 +205,29 @@ class Container:
         return str(value) if value else None
 
 
+_TEMPLATE_PATHS = {
+    "Pod": "spec",
+    "Deployment": "spec.template.spec",
+    "StatefulSet": "spec.template.spec",
+    "DaemonSet": "spec.template.spec",
+    "ReplicaSet": "spec.template.spec",
+    "Job": "spec.template.spec",
+    "CronJob": "spec.jobTemplate.spec.template.spec",
+}
+_TEMPLATE_PARTS = {kind: tuple(path.split(".")) for kind, path in _TEMPLATE_PATHS.items()}
+
+
 def pod_template_path(kind: str) -> str | None:
     """Field path of the pod spec inside a workload of ``kind``."""
-    return {
-        "Pod": "spec",
-        "Deployment": "spec.template.spec",
-        "StatefulSet": "spec.template.spec",
-        "DaemonSet": "spec.template.spec",
-        "ReplicaSet": "spec.template.spec",
-        "Job": "spec.template.spec",
-        "CronJob": "spec.jobTemplate.spec.template.spec",
-    }.get(kind)
+    return _TEMPLATE_PATHS.get(kind)
 
 
 def pod_spec(obj: K8sObject) -> dict[str, Any] | None:
-    path = pod_template_path(obj.kind)
-    if path is None:
+    parts = _TEMPLATE_PARTS.get(obj.kind)
+    if parts is None:
         return None
     node: Any = obj.raw
-    for part in path.split("."):
+    for part in parts:
         node = node.get(part) if isinstance(node, dict) else None
         if node is None:
             return None
@@ -240,9 +247,9 @@ def containers(obj: K8sObject) -> Iterator[Container]:
         yield from obj.values_containers
         return
     spec = pod_spec(obj)
-    base = pod_template_path(obj.kind)
-    if spec is None or base is None:
+    if spec is None:
         return
+    base = _TEMPLATE_PATHS[obj.kind]
     for field_name, init in (("initContainers", True), ("containers", False)):
         for i, c in enumerate(spec.get(field_name) or []):
             if isinstance(c, dict):
@@ -383,6 +390,7 @@ class Inventory:
         self.registry = registry
         self.git = git
         self._memo: dict[str, Any] = {}
+        self._tops: dict[tuple[int, int], tuple[K8sObject, K8sObject]] = {}
         collected = cluster.collected_at if cluster else None
         self.now = now or collected or datetime.now().astimezone()
 
@@ -425,13 +433,38 @@ class Inventory:
 
     @cached_property
     def live_by_uid(self) -> dict[str, K8sObject]:
-        out: dict[str, K8sObject] = {}
-        if self.cluster:
-            for objs in self.cluster.objects.values():
-                for o in objs:
-                    if o.uid:
-                        out[o.uid] = o
-        return out
+        return self._owner_sweep()[0]
+
+    def _owner_sweep(self) -> tuple[dict[str, K8sObject], dict[str, list[K8sObject]], list[K8sObject]]:
+        """``live_by_uid``, ``children`` and ``live_workloads``, built in one pass over the live objects' metadata
+        (on a large cluster each pass costs mostly the memory it reads)."""
+        return self.memo("inventory.owner_sweep", self._sweep_owners)
+
+    def _sweep_owners(self) -> tuple[dict[str, K8sObject], dict[str, list[K8sObject]], list[K8sObject]]:
+        by_uid: dict[str, K8sObject] = {}
+        owned: dict[str, list[tuple[str, K8sObject]]] = {kind: [] for kind in _CHILD_KINDS}
+        unowned: dict[str, list[K8sObject]] = {kind: [] for kind in TOP_LEVEL_WORKLOADS}
+        for kind, objs in (self.cluster.objects.items() if self.cluster else ()):
+            kids, tops = owned.get(kind), unowned.get(kind)
+            for o in objs:
+                meta = o.raw.get("metadata") or {}
+                uid = meta.get("uid")
+                if uid:
+                    by_uid[str(uid)] = o
+                if kids is None and tops is None:
+                    continue
+                refs = meta.get("ownerReferences")
+                if tops is not None and not refs:
+                    tops.append(o)
+                if kids is not None:
+                    for ref in refs or ():
+                        if ref.get("uid"):
+                            kids.append((str(ref["uid"]), o))
+        children: dict[str, list[K8sObject]] = defaultdict(list)
+        for kind in _CHILD_KINDS:  # each owner's list in kind order, as rules read it
+            for uid, o in owned[kind]:
+                children[uid].append(o)
+        return by_uid, children, [o for kind in TOP_LEVEL_WORKLOADS for o in unowned[kind]]
 
     @cached_property
     def events_by_object(self) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
@@ -448,15 +481,8 @@ class Inventory:
 
     @cached_property
     def children(self) -> dict[str, list[K8sObject]]:
-        """Live objects by the uid of their controller owner."""
-        out: dict[str, list[K8sObject]] = defaultdict(list)
-        if self.cluster:
-            for kind in ("ReplicaSet", "Pod", "Job"):
-                for o in self.live(kind):
-                    for ref in o.metadata.get("ownerReferences") or []:
-                        if ref.get("uid"):
-                            out[str(ref["uid"])].append(o)
-        return out
+        """Live objects (ReplicaSets, Pods, Jobs) by the uid of each owner they reference."""
+        return self._owner_sweep()[1]
 
     def pods_of(self, workload: K8sObject) -> list[K8sObject]:
         """Pods that belong to a live workload (through ReplicaSets for Deployments, Jobs for CronJobs)."""
@@ -471,28 +497,37 @@ class Inventory:
         return out
 
     def top_workload(self, obj: K8sObject) -> K8sObject:
-        """Follow controller owners up to the workload a user wrote (Pod → ReplicaSet → Deployment)."""
-        seen = 0
-        while seen < 5:
-            owner = obj.owner()
-            if not owner:
-                return obj
-            parent = self.live_by_uid.get(str(owner.get("uid") or "")) or self.live_by_key.get(
-                (str(owner.get("kind")), obj.namespace, str(owner.get("name"))))
-            if parent is None:
-                return obj
-            obj, seen = parent, seen + 1
-        return obj
+        """Follow controller owners up to the workload a user wrote (Pod → ReplicaSet → Deployment), at most
+        ``MAX_OWNER_HOPS`` steps (ownerReferences may form a cycle)."""
+        return self._top(obj, MAX_OWNER_HOPS)
+
+    def _top(self, obj: K8sObject, hops: int) -> K8sObject:
+        # Many rules ask for the same pods, and the pods of one ReplicaSet share the walk from the ReplicaSet up:
+        # remembered per (object, hops left); the entry holds the object, so its id stays unique.
+        key = (id(obj), hops)
+        hit = self._tops.get(key)
+        if hit is not None:
+            return hit[1]
+        top = obj
+        if hops > 0:
+            refs = (obj.raw.get("metadata") or {}).get("ownerReferences") or []
+            owner = None  # obj.owner(), without the copy
+            for ref in refs:
+                if ref.get("controller") or len(refs) == 1:
+                    owner = ref
+                    break
+            if owner:
+                parent = self.live_by_uid.get(str(owner.get("uid") or "")) or self.live_by_key.get(
+                    (str(owner.get("kind")), obj.namespace, str(owner.get("name"))))
+                if parent is not None:
+                    top = self._top(parent, hops - 1)
+        self._tops[key] = (obj, top)
+        return top
 
     @cached_property
     def live_workloads(self) -> list[K8sObject]:
         """Live workloads a user manages: no object that a controller owns."""
-        out = []
-        for kind in TOP_LEVEL_WORKLOADS:
-            for o in self.live(kind):
-                if not o.metadata.get("ownerReferences"):
-                    out.append(o)
-        return out
+        return self._owner_sweep()[2]
 
     # -- repo objects -------------------------------------------------------
     @property

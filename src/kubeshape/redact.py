@@ -105,14 +105,21 @@ def redact_text(text: str) -> str:
     if "private key-----" in low:
         text = _PRIVATE_KEY.sub(REDACTED, text)
         low = text.lower()
+        if len(text) <= 1024 or "\n" not in text:
+            return _redact_line(text, low)
     if len(text) > 1024 and "\n" in text:  # a log tail or a file: only the lines with a hint need the patterns
         return "\n".join(_redact_line(line, line.lower()) for line in text.split("\n"))
-    return _redact_line(text, low)
+    return _redact_hinted(text, low)
 
 
 def _redact_line(text: str, low: str) -> str:
     if not _ANY_HINT.search(low):
         return text
+    return _redact_hinted(text, low)
+
+
+def _redact_hinted(text: str, low: str) -> str:
+    """``_redact_line`` once ``low`` is known to hold a hint."""
     if _SHAPE_HINT.search(low):
         text = _TOKEN_SHAPES.sub(REDACTED, text)
     if "://" in low and "@" in low:
@@ -131,7 +138,7 @@ def redact_value(name: str, value: str) -> str:
     return REDACTED if is_secret_name(name) else redact_text(value)
 
 
-def redact_args(args: list[Any]) -> list[Any]:
+def redact_args(args: list[Any], text: Callable[[str], str] = redact_text) -> list[Any]:
     """A ``command``/``args`` list with secrets masked: ``--password=x``, ``--token x`` (two items), inline text."""
     out: list[Any] = []
     hide_next = False
@@ -141,58 +148,58 @@ def redact_args(args: list[Any]) -> list[Any]:
         elif hide_next and not arg.startswith("-"):
             out.append(REDACTED)
         else:
-            out.append(redact_text(arg))
+            out.append(text(arg))
         hide_next = isinstance(arg, str) and arg.startswith("-") and "=" not in arg and is_secret_name(arg)
     return out
 
 
-def _redact_containers(containers: Any) -> None:
+def _redact_containers(containers: Any, text: Callable[[str], str]) -> None:
     for c in containers if isinstance(containers, list) else ():
         if not isinstance(c, dict):
             continue
         for env in c.get("env") or ():
-            if isinstance(env, dict) and isinstance(env.get("value"), str):
-                env["value"] = redact_value(str(env.get("name", "")), env["value"])
+            if isinstance(env, dict) and isinstance(value := env.get("value"), str):
+                env["value"] = REDACTED if is_secret_name(str(env.get("name", ""))) else text(value)
         for key in ("command", "args"):
             if isinstance(c.get(key), list):
-                c[key] = redact_args(c[key])
+                c[key] = redact_args(c[key], text)
 
 
-def _walk_pod_specs(node: Any, depth: int = 0) -> None:
+def _walk_pod_specs(node: Any, text: Callable[[str], str], depth: int = 0) -> None:
     if depth > 6 or not isinstance(node, dict):
         return
     for key in ("containers", "initContainers", "ephemeralContainers"):
         if key in node:
-            _redact_containers(node[key])
+            _redact_containers(node[key], text)
     for key in ("spec", "template", "jobTemplate"):
         if key in node:
-            _walk_pod_specs(node[key], depth + 1)
+            _walk_pod_specs(node[key], text, depth + 1)
 
 
-def _redact_key(node: Any, key: str) -> None:
-    if isinstance(node, dict) and isinstance(node.get(key), str):
-        node[key] = redact_text(node[key])
+def _redact_key(node: Any, key: str, text: Callable[[str], str]) -> None:
+    if isinstance(node, dict) and isinstance(value := node.get(key), str):
+        node[key] = text(value)
 
 
-def _redact_status(status: Any) -> None:
+def _redact_status(status: Any, text: Callable[[str], str]) -> None:
     if not isinstance(status, dict):
         return
-    _redact_key(status, "message")
+    _redact_key(status, "message", text)
     for cond in status.get("conditions") or ():
-        _redact_key(cond, "message")
+        _redact_key(cond, "message", text)
     for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"):
         for cs in status.get(key) or ():
             for state in (cs.get("state"), cs.get("lastState")) if isinstance(cs, dict) else ():
                 for phase in state.values() if isinstance(state, dict) else ():
-                    _redact_key(phase, "message")
+                    _redact_key(phase, "message", text)
 
 
-def _redact_last_applied(meta: Any) -> None:
+def _redact_last_applied(meta: Any, text: Callable[[str], str]) -> None:
     ann = meta.get("annotations") if isinstance(meta, dict) else None
-    if not isinstance(ann, dict) or not isinstance(text := ann.get(LAST_APPLIED), str):
+    if not isinstance(ann, dict) or not isinstance(applied_text := ann.get(LAST_APPLIED), str):
         return
     try:
-        applied = orjson.loads(text)
+        applied = orjson.loads(applied_text)
     except orjson.JSONDecodeError:
         ann[LAST_APPLIED] = REDACTED
         return
@@ -200,7 +207,7 @@ def _redact_last_applied(meta: Any) -> None:
         ann[LAST_APPLIED] = REDACTED
         return
     before = orjson.dumps(applied)
-    redact_object(applied)
+    _redact_object(applied, text)
     after = orjson.dumps(applied)
     if after != before:  # keep the API server's bytes when there was nothing to hide
         ann[LAST_APPLIED] = after.decode()
@@ -210,17 +217,44 @@ def redact_object(raw: dict[str, Any]) -> dict[str, Any]:
     """Redact ``raw`` in place and return it: env values and args of every pod spec or template, container
     status, condition and event messages, ConfigMap ``data`` and the last-applied-configuration annotation.
     Secrets are not handled here: they lose all values (``sources.bundle.strip_secret``)."""
-    _walk_pod_specs(raw)
-    _redact_status(raw.get("status"))
-    _redact_key(raw, "message")  # Event (core/v1)
-    _redact_key(raw, "note")  # Event (events.k8s.io/v1)
+    return _redact_object(raw, redact_text)
+
+
+def _redact_object(raw: dict[str, Any], text: Callable[[str], str]) -> dict[str, Any]:
+    _walk_pod_specs(raw, text)
+    _redact_status(raw.get("status"), text)
+    _redact_key(raw, "message", text)  # Event (core/v1)
+    _redact_key(raw, "note", text)  # Event (events.k8s.io/v1)
     data = raw.get("data")
     if isinstance(data, dict):
         for k, v in data.items():
             if isinstance(v, str):
-                data[k] = redact_value(str(k), v)
-    _redact_last_applied(raw.get("metadata"))
+                data[k] = REDACTED if is_secret_name(str(k)) else text(v)
+    _redact_last_applied(raw.get("metadata"), text)
     return raw
+
+
+class ObjectRedactor:
+    """:func:`redact_object` for many objects at once (a bundle, a live listing): alike objects -- the pods of one
+    Deployment, repeated events -- carry the same env values and messages, so each short text is redacted once."""
+
+    MAX_REMEMBERED = 256  # characters of a text worth remembering; longer ones are rarely repeated
+
+    def __init__(self) -> None:
+        self._seen: dict[str, str] = {}
+
+    def text(self, value: str) -> str:
+        """``redact_text(value)``, remembered."""
+        if len(value) > self.MAX_REMEMBERED:
+            return redact_text(value)
+        out = self._seen.get(value)
+        if out is None:
+            out = self._seen[value] = redact_text(value)
+        return out
+
+    def __call__(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Redact ``raw`` in place, as :func:`redact_object` does, and return it."""
+        return _redact_object(raw, self.text)
 
 
 def _redact_data(value: Any, text: Callable[[str], str]) -> Any:

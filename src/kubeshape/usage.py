@@ -8,10 +8,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from kubeshape.config import Config
 from kubeshape.imageref import ImageRef, parse_or_none
 from kubeshape.inventory import Inventory, K8sObject, RegistrySnapshot, TagInfo, containers
+
+if TYPE_CHECKING:
+    from kubeshape.config import Config
 
 
 def human_bytes(n: int) -> str:
@@ -38,38 +41,57 @@ class ImageUse:
         return f"{self.obj.ref} in {self.obj.file}" if self.obj.file else f"{self.obj.ref} (live)"
 
 
-def image_uses(inv: Inventory) -> Iterator[ImageUse]:
-    """Every image that a repo workload, a live workload or a running pod references."""
+def image_uses(inv: Inventory) -> list[ImageUse]:
+    """Every image that a repo workload, a live workload or a running pod references (listed once per
+    inventory: the registry rules and actions all walk them)."""
+    return inv.memo("usage.image_uses", lambda: list(_image_uses(inv)))
+
+
+def _image_uses(inv: Inventory) -> Iterator[ImageUse]:
+    # The pods of a workload repeat its images: a use that is already listed (same owner, container, field
+    # path and reference) is listed once, before its reference is even parsed again.
+    seen: set[tuple[int, str, str, str]] = set()
+    pulled: set[tuple[int, str, str, str]] = set()
     for o in inv.repo_workloads:
-        yield from _container_uses(o, o)
+        yield from _container_uses(o, o, seen)
     for o in inv.live_workloads:
-        yield from _container_uses(o, o)
+        yield from _container_uses(o, o, seen)
     for rs in inv.live("ReplicaSet"):
         if rs.metadata.get("ownerReferences") and int(rs.spec.get("replicas", 1) or 0) > 0:
-            yield from _container_uses(rs, inv.top_workload(rs))
+            yield from _container_uses(rs, inv.top_workload(rs), seen)
     for pod in inv.live("Pod"):
         top = inv.top_workload(pod)
         if pod.metadata.get("ownerReferences"):
-            yield from _container_uses(pod, top)
-        yield from _pulled_digests(pod, top)
+            yield from _container_uses(pod, top, seen)
+        yield from _pulled_digests(pod, top, pulled)
 
 
-def _container_uses(obj: K8sObject, owner: K8sObject) -> Iterator[ImageUse]:
+def _container_uses(obj: K8sObject, owner: K8sObject, seen: set[tuple[int, str, str, str]]) -> Iterator[ImageUse]:
     """Images of ``obj``'s containers, attributed to ``owner``; ``path`` only when ``owner`` holds them."""
     for c in containers(obj):
+        path = f"{c.path}.image" if obj is owner else ""
+        key = (id(owner), c.name, path, c.image)
+        if key in seen:
+            continue
+        seen.add(key)
         ref = parse_or_none(c.image)
         if ref is not None:
-            yield ImageUse(ref, owner, c.name, f"{c.path}.image" if obj is owner else "")
+            yield ImageUse(ref, owner, c.name, path)
 
 
-def _pulled_digests(pod: K8sObject, owner: K8sObject) -> Iterator[ImageUse]:
+def _pulled_digests(pod: K8sObject, owner: K8sObject, seen: set[tuple[int, str, str, str]]) -> Iterator[ImageUse]:
     """The repo digests a pod's containers actually run (``status.containerStatuses[].imageID``)."""
     for key in ("initContainerStatuses", "containerStatuses"):
         for st in pod.status.get(key) or []:
             image_id = str(st.get("imageID") or "")
-            ref = parse_or_none(image_id.partition("://")[2] or image_id)
+            text = image_id.partition("://")[2] or image_id
+            use = (id(owner), str(st.get("name") or ""), "", text)
+            if use in seen:
+                continue
+            seen.add(use)
+            ref = parse_or_none(text)
             if ref is not None and ref.digest:
-                yield ImageUse(ref, owner, str(st.get("name") or ""), "")
+                yield ImageUse(ref, owner, use[1], "")
 
 
 @dataclass(slots=True)
@@ -120,9 +142,21 @@ def _build_registry_uses(inv: Inventory, cfg: Config) -> dict[tuple[str, str], R
     for host, name in snap.repos:
         if host in private:
             private_by_name[name].append((host, name))
+    keys: dict[str, list[tuple[str, str]]] = {}  # by reference text: pods repeat their workload's images
+    wheres: dict[int, str] = {}
+    seen: set[tuple[str, str]] = set()
     for use in image_uses(inv):
-        for key in _repo_keys(use.ref, snap, private_by_name):
-            out[key].add(use.ref, use.where)
+        where = wheres.get(id(use.obj))
+        if where is None:
+            where = wheres[id(use.obj)] = use.where
+        if (use.ref.raw, where) in seen:
+            continue  # RepoUses.add would add nothing new
+        seen.add((use.ref.raw, where))
+        found = keys.get(use.ref.raw)
+        if found is None:
+            found = keys[use.ref.raw] = _repo_keys(use.ref, snap, private_by_name)
+        for key in found:
+            out[key].add(use.ref, where)
     return out
 
 

@@ -8,7 +8,7 @@ from itertools import chain
 from typing import TYPE_CHECKING
 
 from kubeshape.imageref import ImageRef, parse_or_none
-from kubeshape.inventory import Container, Inventory, K8sObject, containers
+from kubeshape.inventory import Container, Inventory, K8sObject, RegistryRepo, RegistrySnapshot, containers
 from kubeshape.sources.helmvalues import PIECES
 
 if TYPE_CHECKING:
@@ -46,6 +46,25 @@ class NodeImages:
         return self.by_image.get(image_key(ref), set())
 
 
+class RegistryIndex:
+    """The registry snapshot's hosts and its repositories by name (for unqualified references)."""
+
+    def __init__(self, snap: RegistrySnapshot | None) -> None:
+        self.hosts: frozenset[str] = frozenset(h for h, _ in snap.repos) if snap else frozenset()
+        self.by_name: dict[str, list[RegistryRepo]] = defaultdict(list)
+        for (_, name), repo in (snap.repos.items() if snap else ()):
+            self.by_name[name].append(repo)
+
+    def named(self, name: str) -> list[RegistryRepo]:
+        """``RegistrySnapshot.repos_named``, from the index."""
+        return self.by_name.get(name, [])
+
+
+def registry_index(inv: Inventory) -> RegistryIndex:
+    """The registry index, built once per inventory (rules ask for hosts and names per container)."""
+    return inv.memo("registry_index", lambda: RegistryIndex(inv.registry))
+
+
 def workload_containers(inv: Inventory) -> list[tuple[K8sObject, Container]]:
     """Every (workload, container) from the repo and the live cluster, images in HelmRelease values included
     (listed once per inventory: most image rules walk them)."""
@@ -60,7 +79,7 @@ def dedupe_key(obj: K8sObject, container: Container, extra: str = "") -> str:
 def private_registry_for(ref: ImageRef, inv: Inventory, cfg: Config) -> str | None:
     """The private registry that holds (or should hold) ``ref``'s repository."""
     if inv.registry is not None:
-        for repo in inv.registry.repos_named(ref.path):
+        for repo in registry_index(inv).named(ref.path):
             if not cfg.registries.private or repo.host in cfg.registries.private:
                 return repo.host
     return cfg.registries.private[0] if cfg.registries.private else None
@@ -144,7 +163,7 @@ def pull_problem(inv: Inventory, image: str, pull_policy: str | None = None) -> 
             return f"{image} is {why} and missing from the local image store of {', '.join(missing)}", None
         return None, None
     snap = inv.registry
-    if snap is None or ref.registry not in snap.hosts:
+    if snap is None or ref.registry not in registry_index(inv).hosts:
         return None, f"whether {ref.registry} has {image} was not checked"
     repo = snap.repo(ref.registry, ref.path)
     if repo is None:

@@ -17,6 +17,7 @@ from kubeshape.rules._common import (
     kubectl_set_image,
     node_images,
     private_registry_for,
+    registry_index,
     set_image_patch,
     workload_containers,
 )
@@ -48,7 +49,7 @@ def _registry_evidence(ctx: Context, path: str, tag: str | None) -> tuple[list[s
     inv = ctx.inv
     if inv.registry is None:
         return [], None, False
-    for repo in inv.registry.repos_named(path):
+    for repo in registry_index(inv).named(path):
         lines = [f"registry {repo.host} has repository {path} with {len(repo.tags)} tags"]
         pushed = bool(tag and tag in repo.tags)
         if pushed:
@@ -316,10 +317,12 @@ def tag_not__in_registry(ctx: Context) -> Iterator[Finding]:
 
 
 def _pull_waiting(pod: K8sObject) -> Iterator[tuple[dict[str, Any], str]]:
-    for cs in (pod.status.get("initContainerStatuses") or []) + (pod.status.get("containerStatuses") or []):
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in PULL_FAILURES:
-            yield cs, str(waiting.get("reason"))
+    status = pod.status
+    for key in ("initContainerStatuses", "containerStatuses"):
+        for cs in status.get(key) or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in PULL_FAILURES:
+                yield cs, str(waiting.get("reason"))
 
 
 @rule("KS105", "image-pull-failing", severity=Severity.ERROR, requires=("cluster",))
@@ -411,7 +414,7 @@ def _pull_root_cause(ctx: Context, top: K8sObject, images: list[str], evidence: 
                     "(`kubeshape release` does all of this)")
         return ("The image is unqualified and was built on a node instead of pushed to a registry, so only "
                 "nodes that built it can start the pod; the kubelet elsewhere tries docker.io and is denied."), fix
-    if ctx.inv.registry is not None and ref.registry in ctx.inv.registry.hosts:
+    if ctx.inv.registry is not None and ref.registry in registry_index(ctx.inv).hosts:
         repo = ctx.inv.registry.repo(ref.registry, ref.path)
         if repo is None or (ref.effective_tag not in repo.tags and not ref.digest):
             evidence.append(f"the registry has no {ref.name}:{ref.effective_tag}")

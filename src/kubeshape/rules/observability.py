@@ -397,13 +397,18 @@ def endpoint_service_missing(ctx: Context) -> Iterator[Finding]:
         return
     namespaces = _known_namespaces(inv)
     pending: list[tuple[K8sObject, Container, int, _Endpoint, Severity, str]] = []
+    endpoints: dict[tuple[str, str, str], _Endpoint | None] = {}  # workloads repeat the same settings
     for obj in inv.workloads():
         for c in containers(obj):
             for i, env in enumerate(c.spec.get("env") or []):
                 if not isinstance(env, dict) or "valueFrom" in env or not isinstance(env.get("value"), str):
                     continue
                 var = str(env.get("name") or "")
-                ep = None if _SECRET_VAR.search(var) else _endpoint(var, env["value"], obj.namespace, namespaces)
+                key = (var, env["value"], obj.namespace)
+                if key in endpoints:
+                    ep = endpoints[key]
+                else:
+                    ep = endpoints[key] = None if _SECRET_VAR.search(var) else _endpoint(*key, namespaces)
                 verdict = services.missing(obj, ep) if ep else None
                 if ep and verdict:
                     pending.append((obj, c, i, ep, *verdict))

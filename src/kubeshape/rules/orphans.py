@@ -309,8 +309,13 @@ class _LabelIndex:
         self.by_ns: dict[str, list[Labels]] = defaultdict(list)
         self.by_pair: dict[tuple[str, str, str], list[Labels]] = defaultdict(list)
         seen: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+        same: set[tuple[str, tuple[tuple[str, str], ...]]] = set()  # pods of one workload: the same labels
         for ns, labels in labelled:
             self.count[ns] += 1
+            spelled = (ns, tuple(labels.items()))
+            if spelled in same:
+                continue
+            same.add(spelled)
             key = (ns, frozenset(labels.items()))
             if key in seen:
                 continue
@@ -352,27 +357,52 @@ def _identity(workload: K8sObject | None) -> Labels:
     return {k: v for k, v in labels.items() if k not in HASH_LABELS}
 
 
-def _likeness(wanted: Labels, labels: Labels) -> tuple[int, float]:
-    """(selector pairs the labels have, best similarity of a value under a shared key)."""
-    same = sum(labels.get(k) == v for k, v in wanted.items())
-    similar = 0.0
+def _similarity(wanted: Labels, labels: Labels, floor: float = 0.0) -> float:
+    """The best similarity of a value under a key both have, when above ``floor``; else at most ``floor``
+    (cheap upper bounds skip the values that cannot beat it)."""
+    similar = floor
     for k, v in wanted.items():
-        if k in labels:
-            m = SequenceMatcher(None, v, labels[k])
-            if m.real_quick_ratio() > similar and m.quick_ratio() > similar:  # cheap upper bounds first
-                similar = max(similar, m.ratio())
-    return same, similar
+        other = labels.get(k)
+        if other is None:
+            continue
+        # SequenceMatcher's real_quick_ratio() and quick_ratio() bounds, without building a matcher
+        total = len(v) + len(other)
+        if (2.0 * min(len(v), len(other)) / total if total else 1.0) <= similar:
+            continue
+        if (2.0 * _common_chars(v, other) / total if total else 1.0) <= similar:
+            continue
+        similar = max(similar, SequenceMatcher(None, v, other).ratio())
+    return similar
+
+
+def _common_chars(a: str, b: str) -> int:
+    """Characters ``a`` and ``b`` have in common, counted with multiplicity (as ``quick_ratio()`` counts)."""
+    counts: dict[str, int] = {}
+    for ch in b:
+        counts[ch] = counts.get(ch, 0) + 1
+    found = 0
+    for ch in a:
+        n = counts.get(ch, 0)
+        if n > 0:
+            counts[ch] = n - 1
+            found += 1
+    return found
 
 
 def _closest(selector: dict[str, Any], workloads: list[K8sObject]) -> K8sObject | None:
     """The workload whose pod labels come closest to the selector: it shares a pair, or has a key whose
     value looks alike (``app=family-assistant`` vs ``app=family-assistant-backend``)."""
     wanted = _wanted(selector)
-    best, best_score = None, (0, SIMILAR)
+    best, best_same, best_similar = None, 0, SIMILAR
     for w in workloads:
-        score = _likeness(wanted, pod_template_labels(w))
-        if score[0] > best_score[0] or (score[0] == best_score[0] and score[1] > best_score[1]):
-            best, best_score = w, score
+        labels = pod_template_labels(w)
+        same = sum(labels.get(k) == v for k, v in wanted.items())
+        if same < best_same:
+            continue
+        # More shared pairs wins whatever the similarity; as many wins only by a higher one.
+        similar = _similarity(wanted, labels, best_similar if same == best_same else 0.0)
+        if same > best_same or similar > best_similar:
+            best, best_same, best_similar = w, same, similar
     return best
 
 

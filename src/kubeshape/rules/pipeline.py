@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from kubeshape.findings import Finding, Severity
 from kubeshape.imageref import ImageRef, parse_or_none
 from kubeshape.inventory import containers
-from kubeshape.rules._common import dedupe_key, workload_containers
+from kubeshape.rules._common import dedupe_key, registry_index, workload_containers
 from kubeshape.rules.base import Context, rule
 
 _SHA_TOKEN = re.compile(r"(?:^|[^0-9a-f])g?([0-9a-f]{7,40})(?:$|[^0-9a-f])")
@@ -101,7 +101,7 @@ def _own_image(ctx: Context, ref: ImageRef) -> bool:
     if ref.qualified and ref.registry in private:
         return True
     if not ref.qualified and ctx.inv.registry is not None and \
-            any(r.host in private for r in ctx.inv.registry.repos_named(ref.path)):
+            any(r.host in private for r in registry_index(ctx.inv).named(ref.path)):
         return True
     if not ref.qualified and ref.path in ctx.inv.memo("pipeline.private_paths", lambda: _private_paths(ctx)):
         return True  # `family-assistant:fixed` where `<private>/family-assistant:…` is deployed too
@@ -114,17 +114,18 @@ def _own_image(ctx: Context, ref: ImageRef) -> bool:
     return built[ref.name]
 
 
-def _has_dockerfile(dockerfiles: list[str], ref: ImageRef) -> bool:
+def _has_dockerfile(ctx: Context, dockerfiles: list[str], ref: ImageRef) -> bool:
     """A Dockerfile in a directory named like the image (``services/family-assistant/Dockerfile``)."""
-    name = posixpath.basename(ref.path)
-    return any(posixpath.basename(posixpath.dirname(d)) == name for d in dockerfiles)
+    dirs = ctx.inv.memo("pipeline.dockerfile_dirs",
+                        lambda: {posixpath.basename(posixpath.dirname(d)) for d in dockerfiles})
+    return posixpath.basename(ref.path) in dirs
 
 
 def _private_hosts(ctx: Context) -> set[str]:
     """The team's registries: ``registries.private``, else the registries kubeshape was given to read."""
     if ctx.cfg.registries.private:
         return set(ctx.cfg.registries.private)
-    return set(ctx.inv.registry.hosts) if ctx.inv.registry is not None else set()
+    return set(registry_index(ctx.inv).hosts) if ctx.inv.registry is not None else set()
 
 
 def _private_paths(ctx: Context) -> set[str]:
@@ -229,7 +230,7 @@ def image_not_built_by_ci(ctx: Context) -> Iterator[Finding]:
     for obj in ctx.inv.live_workloads:
         for c in containers(obj):
             ref = parse_or_none(c.image)
-            if ref is None or not (_own_image(ctx, ref) or _has_dockerfile(repo.dockerfiles, ref)):
+            if ref is None or not (_own_image(ctx, ref) or _has_dockerfile(ctx, repo.dockerfiles, ref)):
                 continue
             key = (obj.namespace, obj.name, ref.path)
             if key in seen or _ci_mentions(repo.ci_files, ref.path, posixpath.basename(ref.path) + ":",

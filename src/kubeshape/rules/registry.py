@@ -12,6 +12,7 @@ from kubeshape.findings import Finding, ObjectRef, Severity
 from kubeshape.imageref import ImageRef, parse_or_none
 from kubeshape.inventory import Inventory, K8sObject, RegistryRepo, RegistrySnapshot, TagInfo, containers
 from kubeshape.rules import _gitops
+from kubeshape.rules._common import RegistryIndex, registry_index
 from kubeshape.rules.base import Context, rule
 from kubeshape.timeutil import format_time, human_duration
 from kubeshape.usage import ImageUse, RepoUses, human_bytes, image_uses, reclaimable, registry_uses
@@ -315,13 +316,13 @@ def _short_name(ref: ImageRef) -> str:
     return name
 
 
-def _home_repo(ref: ImageRef, snap: RegistrySnapshot, private: set[str]) -> list[RegistryRepo]:
+def _home_repo(ref: ImageRef, snap: RegistrySnapshot, index: RegistryIndex, private: set[str]) -> list[RegistryRepo]:
     """Registry repositories a node image belongs to: its own, or one with the same path."""
     if ref.domain is not None and (own := snap.repo(ref.domain, ref.path)):
         return [own]
     if ref.registry not in ("docker.io", "index.docker.io"):
         return []
-    found = [r for r in snap.repos_named(_short_name(ref)) if r.host not in ("docker.io", "index.docker.io")]
+    found = [r for r in index.named(_short_name(ref)) if r.host not in ("docker.io", "index.docker.io")]
     preferred = [r for r in found if r.host in private]
     return sorted(preferred or found, key=_label)
 
@@ -330,6 +331,7 @@ def _local_images(inv: Inventory, cfg: Config) -> list[_LocalImage]:
     snap = inv.registry
     assert snap is not None
     private = set(cfg.registries.private)
+    index = registry_index(inv)
     found: dict[tuple[str, str, str], _LocalImage] = {}
     for node in inv.live("Node"):
         for entry in node.status.get("images") or []:
@@ -338,7 +340,7 @@ def _local_images(inv: Inventory, cfg: Config) -> list[_LocalImage]:
             for ref in refs:
                 if ref.digest or not ref.tag or ref.normalized_name in digested:
                     continue  # a repo digest means it was pulled from a registry, not built here
-                homes = _home_repo(ref, snap, private)
+                homes = _home_repo(ref, snap, index, private)
                 if not homes or any(ref.tag in h.tags for h in homes):
                     continue
                 key = (homes[0].host, homes[0].name, ref.tag)
@@ -357,12 +359,22 @@ def _build_workload_uses(inv: Inventory) -> dict[tuple[str, str], list[ImageUse]
     """Image uses by (normalized name, tag), one per workload container (and per pod of an unseen owner)."""
     out: dict[tuple[str, str], list[ImageUse]] = defaultdict(list)
     seen: set[tuple[str, str, str, str, str]] = set()
+    names: dict[str, tuple[str, str | None]] = {}  # by reference text: pods repeat their workload's images
+    wheres: dict[int, str] = {}
     for use in image_uses(inv):
-        tag = use.ref.effective_tag
-        key = (use.where, use.container, use.path, use.ref.normalized_name, tag or "")
-        if tag and key not in seen:
+        name_tag = names.get(use.ref.raw)
+        if name_tag is None:
+            name_tag = names[use.ref.raw] = (use.ref.normalized_name, use.ref.effective_tag)
+        name, tag = name_tag
+        if not tag:
+            continue
+        where = wheres.get(id(use.obj))
+        if where is None:
+            where = wheres[id(use.obj)] = use.where
+        key = (where, use.container, use.path, name, tag)
+        if key not in seen:
             seen.add(key)
-            out[(use.ref.normalized_name, tag)].append(use)
+            out[(name, tag)].append(use)
     return out
 
 
@@ -370,11 +382,15 @@ def _pull_failures(inv: Inventory) -> dict[tuple[str, str], list[str]]:
     """Pods failing to pull an image, by (normalized name, tag)."""
     out: dict[tuple[str, str], list[str]] = defaultdict(list)
     for pod in inv.live("Pod"):
-        images = {c.name: c.image for c in containers(pod)}
+        images: dict[str, str] | None = None
         for st in (pod.status.get("initContainerStatuses") or []) + (pod.status.get("containerStatuses") or []):
             reason = str(((st.get("state") or {}).get("waiting") or {}).get("reason") or "")
+            if reason not in PULL_FAILURES:
+                continue
+            if images is None:
+                images = {c.name: c.image for c in containers(pod)}
             ref = parse_or_none(images.get(str(st.get("name")), ""))
-            if reason in PULL_FAILURES and ref is not None and ref.effective_tag:
+            if ref is not None and ref.effective_tag:
                 node = pod.spec.get("nodeName") or "no node"
                 out[(ref.normalized_name, ref.effective_tag)].append(
                     f"pod {pod.namespace}/{pod.name} on {node}: {reason}")

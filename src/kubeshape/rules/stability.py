@@ -678,7 +678,10 @@ class _Stream:
 def _log_time(text: str | None) -> datetime | None:
     if not text:
         return None
-    return parse_time(_FRACTION.sub(r"\1", text.replace(",", ".")))  # fromisoformat: ≤ 6 fractional digits
+    text = text.replace(",", ".")
+    if _FRACTION.search(text):  # fromisoformat: ≤ 6 fractional digits (most stamps have no more)
+        text = _FRACTION.sub(r"\1", text)
+    return parse_time(text)
 
 
 def _redact_secrets(text: str) -> str:
@@ -691,15 +694,18 @@ def _level(line: str) -> str:
     return (m.group("named") or m.group("upper")).upper() if m else ""
 
 
+_MASKED = {name: f"<{name}>" for name in _LOG_MASK.groupindex}
+
+
 def _mask(message: str) -> str:
-    return _LOG_MASK.sub(lambda m: f"<{m.lastgroup}>", _redact_secrets(message)).strip()
+    return _LOG_MASK.sub(lambda m: _MASKED[m.lastgroup or ""], _redact_secrets(message)).strip()
 
 
 def parse_log_line(line: str) -> tuple[str, datetime | None, str]:
     """The line's message template (variable parts and secret-looking values masked), its leading or JSON
     timestamp, and its level when the prefix or JSON field names it."""
     if line.startswith("{"):
-        fields = {m.group("key"): m.group("val") for m in _JSON_FIELD.finditer(line)}
+        fields = dict(_JSON_FIELD.findall(line))  # (key, val) pairs; a repeated key keeps its last value
         message = fields.get("msg", fields.get("message"))
         if message is not None:
             ts = fields.get("ts") or fields.get("time") or fields.get("timestamp") or fields.get("@timestamp")

@@ -22,3 +22,17 @@ def bulk_load() -> Iterator[None]:
         gc.freeze()
         if enabled:
             gc.enable()
+
+
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """Pause the cyclic GC, without freezing anything: for a burst of allocations that are freed by reference
+    counting or kept (an analysis builds indexes and findings, not cycles), where full collections would rescan a
+    large heap again and again. A cycle made meanwhile is collected once the GC runs again."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

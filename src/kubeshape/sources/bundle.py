@@ -27,7 +27,7 @@ from kubeshape.inventory import (
     api_group,
     cluster_key,
 )
-from kubeshape.redact import REDACTED, is_secret_name, redact_object, redact_text, redact_value
+from kubeshape.redact import REDACTED, ObjectRedactor, is_secret_name, redact_object, redact_text, redact_value
 from kubeshape.sources import shapes
 from kubeshape.sources._gc import bulk_load
 from kubeshape.sources.bundle_io import BundleReader, DirReader, TarReader
@@ -103,10 +103,12 @@ def list_group(doc: dict[str, Any], stem: str = "") -> str:
     return stem.partition(".")[2]
 
 
-def redact_item(item: dict[str, Any]) -> dict[str, Any]:
-    """:func:`redact_object`, plus the values Flux objects carry inline: a HelmRelease's ``spec.values`` and a
-    Kustomization's ``spec.postBuild.substitute`` (a value under a secret-looking key is hidden)."""
-    redact_object(item)
+def redact_item(item: dict[str, Any],
+                redact: Callable[[dict[str, Any]], dict[str, Any]] = redact_object) -> dict[str, Any]:
+    """:func:`redact_object` (or ``redact``, an :class:`ObjectRedactor`), plus the values Flux objects carry inline:
+    a HelmRelease's ``spec.values`` and a Kustomization's ``spec.postBuild.substitute`` (a value under a
+    secret-looking key is hidden)."""
+    redact(item)
     spec = item.get("spec")
     if isinstance(spec, dict):
         post = spec.get("postBuild")
@@ -142,13 +144,14 @@ def add_list(cluster: ClusterSource, kind: str, items: list[Any],
     """
     key = cluster_key(kind, group)
     cluster.listed_kinds.add(key)
+    redact = ObjectRedactor()
     if kind == "Event":
         if check_item is not None:
             for n, ev in enumerate(items):
                 check_item(n, ev)
         events = [i for i in items if isinstance(i, dict)]
         for ev in events:
-            redact_object(ev)  # messages can carry what a container printed
+            redact(ev)  # messages can carry what a container printed
         cluster.events.extend(events)
         return
     bucket = cluster.objects.setdefault(key, [])
@@ -160,7 +163,7 @@ def add_list(cluster: ClusterSource, kind: str, items: list[Any],
         if kind == "Secret":
             item = strip_secret(item)
         else:
-            redact_item(item)
+            redact_item(item, redact)
         meta = item.get("metadata")
         if isinstance(meta, dict) and "managedFields" in meta:
             meta["managedFields"] = compact_managed_fields(meta["managedFields"])

@@ -361,7 +361,7 @@ class _Loader:
 
 def _under(path: Path, dirs: set[Path] | dict[Path, YamlFile]) -> bool:
     """``path`` is one of ``dirs`` or inside one (a walk up its parents: no scan of ``dirs``)."""
-    return path in dirs or any(p in dirs for p in path.parents)
+    return bool(dirs) and (path in dirs or any(p in dirs for p in path.parents))
 
 
 def _reason_group(reason: str) -> str:

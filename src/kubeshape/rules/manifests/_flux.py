@@ -220,9 +220,12 @@ def _build(inv: Inventory) -> FluxIndex:
 def managing_kustomization(inv: Inventory, obj: K8sObject) -> tuple[str, str, K8sObject | None] | None:
     """(namespace, name, the Kustomization when listed) that applies ``obj``: its labels, else an inventory."""
     idx = flux_index(inv)
-    name, ns = obj.labels.get(NAME_LABEL), obj.labels.get(NAMESPACE_LABEL)
+    labels = obj.labels
+    name, ns = labels.get(NAME_LABEL), labels.get(NAMESPACE_LABEL)
     if name and ns:
         return ns, name, idx.objects.get((KUSTOMIZATION, ns, name))
+    if not idx.owners:
+        return None
     owner = idx.owners.get(obj.key)
     return (owner.namespace, owner.name, owner) if owner is not None else None
 

@@ -469,10 +469,8 @@ def changed_behind_flux(ctx: Context) -> Iterator[Finding]:
         return
     for _, objs in sorted(inv.cluster.objects.items()):
         for obj in objs:
-            if not fx.managers(obj):
-                continue
             owner = fx.managing_kustomization(inv, obj)
-            if owner is None:
+            if owner is None or not fx.managers(obj):
                 continue
             changes = fx.foreign_changes(obj)
             if changes:
