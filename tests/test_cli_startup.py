@@ -98,7 +98,7 @@ def test_root_help_lists_every_command_without_loading_the_sub_apps(tmp_path: Pa
     proc, modules = _run(tmp_path, "--help")
     assert proc.returncode == 0, proc.stderr
     listed = [line.split()[0] for line in proc.stdout.split("Commands:")[1].splitlines() if line.strip()]
-    assert listed == ["lint", "doctor", "explain", "snapshot", "rules", "rule", "rbac", "release", "history",
+    assert listed == ["lint", "doctor", "explain", "snapshot", "rules", "rule", "rbac", "fix", "release", "history",
                       "version", "registry", "webhook", "policy", "init"]
     assert not [m for m in SUB_MODULES if m in modules]
     assert not _loaded(modules, (*HEAVY, "rich")), _loaded(modules, HEAVY)

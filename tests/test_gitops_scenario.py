@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.gitops_bed import Bed, gitops_bed
+from tests.gitops_bed import HOMELAB_REGISTRY, Bed, gitops_bed
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +78,56 @@ def test_doctor_reads_flux_and_names_what_was_done_behind_its_back(bed: Bed) -> 
     # the HPAs still scale Deployments that do not exist; Flux-applied objects are not "live, not in the repo"
     assert {"family-assistant-enhanced-hpa", "whisper-hpa"} <= {f["object"]["name"] for f in by_rule["KS601"]}
     assert "KS204" not in by_rule and "KS203" not in by_rule
+
+
+def _fix(bed: Bed, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kubeshape", "fix", "--repo", ".", "--kubeconfig",
+                           str(bed.kubeconfig), "-n", "homelab", "--registry", f"{bed.registry}={HOMELAB_REGISTRY}",
+                           "--insecure-registry", *args], cwd=bed.checkout, capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def test_fix_under_flux_changes_git_and_asks_flux_not_the_objects(bed: Bed) -> None:
+    """Runs last: it changes the bed. What Flux applies is changed by the commit (and a reconcile request when
+    git is already right); only what was applied by hand is changed in the cluster."""
+    plan = json.loads(_fix(bed, "-o", "json").stdout)
+    changes = [c for s in plan["steps"] for c in s["cluster"]]
+    flux_owned = {"family-assistant-backend", "homelab-dashboard", "prometheus", "loki"}
+    assert not [c for c in changes if c["object"]["name"] in flux_owned], changes
+    assert {(c["action"], c["object"]["kind"], c["object"]["name"]) for c in changes} >= {
+        ("delete", "HorizontalPodAutoscaler", "whisper-hpa"),
+        ("delete", "HorizontalPodAutoscaler", "family-assistant-enhanced-hpa"),
+        ("apply", "Kustomization", "apps")}
+    reconcile = next(c for c in changes if c["object"]["kind"] == "Kustomization")
+    assert "reconcile.fluxcd.io/requestedAt" in reconcile["body"]["metadata"]["annotations"]
+    files = {f["path"] for s in plan["steps"] for f in s["files"]}
+    assert "apps/homelab/family-assistant-backend.yaml" in files  # OTEL_SDK_DISABLED, through git
+
+    done = _fix(bed, "--apply")
+    assert done.returncode == 0, done.stderr
+    assert "Flux applies the commit once it is pushed: git push" in done.stderr
+    # Flux puts back what git says (the kubectl-set image is gone) once asked, without a push.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        dep = bed.get("deployment", "-n", "homelab", "family-assistant-backend")
+        if dep["spec"]["template"]["spec"]["containers"][0]["image"] == f"{HOMELAB_REGISTRY}/family-assistant:fixed":
+            break
+        time.sleep(1)
+    else:
+        raise AssertionError("Flux did not restore the committed image")
+    assert bed.get("hpa", "-n", "homelab")["items"] == []
+    # The commit carries the file changes; pushed, Flux applies them.
+    subprocess.run(["git", "-C", str(bed.checkout), "push", "-q", "origin", "HEAD:main"], check=True,
+                   capture_output=True, timeout=60)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        env = bed.get("deployment", "-n", "homelab", "family-assistant-backend")["spec"]["template"]["spec"][
+            "containers"][0].get("env") or []
+        if {"name": "OTEL_SDK_DISABLED", "value": "true"} in env:
+            break
+        subprocess.run(["kubectl", f"--kubeconfig={bed.kubeconfig}", "annotate", "--overwrite", "-n", "flux-system",
+                        "kustomization/apps", f"reconcile.fluxcd.io/requestedAt={time.time()}"],
+                       capture_output=True, timeout=60, check=False)
+        time.sleep(3)
+    else:
+        raise AssertionError("Flux did not apply the pushed fix")

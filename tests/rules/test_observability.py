@@ -155,6 +155,16 @@ def test_ks701_existing_external_or_unknowable_endpoints_pass(tmp_path: Path) ->
     assert check("KS701", inventory(tmp_path, files=files)) == []
 
 
+def test_ks701_an_sdk_switched_off_exports_nothing_but_other_endpoints_still_count() -> None:
+    env = [{"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": OTEL}, {"name": "OTEL_SDK_DISABLED", "value": "true"},
+           {"name": "REDIS_HOST", "value": "redis"}]
+    found = check("KS701", inventory(objects=[fa(env), service(FA)]))
+    assert [f.data["variable"] for f in found] == ["REDIS_HOST"]
+    env[1]["value"] = "false"
+    found = check("KS701", inventory(objects=[fa(env), service(FA)]))
+    assert sorted(f.data["variable"] for f in found) == ["OTEL_EXPORTER_OTLP_ENDPOINT", "REDIS_HOST"]
+
+
 # -- KS702 ----------------------------------------------------------------------------------------------
 
 def test_ks702_unscraped_workload_gets_a_service_monitor_for_its_service_port() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from kubeshape.cli.live import LiveOptions
     from kubeshape.config import Config
     from kubeshape.findings import Severity
+    from kubeshape.inventory import Inventory, RepoSource
     from kubeshape.report.model import Report
 
 
@@ -60,6 +62,12 @@ def _release() -> Callable[..., None]:
     return release_cmd.release
 
 
+def _fix() -> Callable[..., None]:
+    from kubeshape.cli import fix_cmd
+
+    return fix_cmd.fix
+
+
 def _history() -> Callable[..., None]:
     from kubeshape.cli import release_cmd
 
@@ -69,6 +77,7 @@ def _history() -> Callable[..., None]:
 class _Root(LazyGroup):
     # Summaries as the command list shows them (tests/test_cli_startup.py checks they match the commands' help).
     lazy: ClassVar[dict[str, LazyCommand]] = {
+        "fix": LazyCommand("Fix what doctor finds: edit files, commit, change the cluster.", _fix),
         "release": LazyCommand("Release from git: tag, push, update the manifest, deploy.", _release),
         "history": LazyCommand("Show the revisions of a Deployment and the last known good.", _history),
         "registry": LazyCommand("Registry tags and where they are used; prune old tags.", _registry_app, group=True),
@@ -383,14 +392,21 @@ def _diagnose(demo: bool, repo: Path | None, bundle: Path | None, registry_snaps
                    registries=registries, insecure=insecure, timeout=live.request_timeout, explain=explain)
 
 
-def _doctor(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path | None, config: Path | None,
-            sel: Selection, output: OutputFormat, fail_on: FailOn, report_file: Path | None,
-            verbose: bool, use_git: bool = True, live: LiveOptions | None = None,
-            registries: list[str] | None = None, insecure: bool = False, timeout: float | None = 30.0,
-            explain: str | None = None) -> int:
-    # Each source's reader is imported only when that source is given: a live doctor loads no repository,
-    # bundle or git code, a lint no Kubernetes client.
-    from kubeshape.analysis import analyse
+@dataclass
+class Sources:
+    """What a command read: the config, the repository (and its root), one inventory per cluster context."""
+
+    cfg: Config
+    repo_dir: Path | None
+    repo: RepoSource | None
+    inventories: list[Inventory]
+
+
+def load_sources(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path | None, config: Path | None,
+                 use_git: bool = True, live: LiveOptions | None = None, registries: list[str] | None = None,
+                 insecure: bool = False, timeout: float | None = 30.0) -> Sources:
+    """Read the sources doctor and fix take into inventories. Each source's reader is imported only when that
+    source is given: a live doctor loads no repository, bundle or git code, a lint no Kubernetes client."""
     from kubeshape.inventory import Inventory
     from kubeshape.ui import status
 
@@ -427,19 +443,32 @@ def _doctor(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path 
         with status("Reading registries"):
             registry = parse_registry_snapshot(snapshot_registries(registries, insecure, timeout), "registry")
     if live is not None:
-        from kubeshape.cli.live import merge_reports, read_live
+        from kubeshape.cli.live import read_live
 
-        clusters = read_live(live)
-        reports = []
-        for c in clusters:
-            inv = Inventory(repo=repo, cluster=c, registry=registry, git=git)
-            reports.append(analyse(inv, cfg, sel)[0])
+        inventories = [Inventory(repo=repo, cluster=c, registry=registry, git=git) for c in read_live(live)]
+    else:
+        inventories = [Inventory(repo=repo, cluster=cluster, registry=registry, git=git)]
+    return Sources(cfg, repo_dir, repo, inventories)
+
+
+def _doctor(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path | None, config: Path | None,
+            sel: Selection, output: OutputFormat, fail_on: FailOn, report_file: Path | None,
+            verbose: bool, use_git: bool = True, live: LiveOptions | None = None,
+            registries: list[str] | None = None, insecure: bool = False, timeout: float | None = 30.0,
+            explain: str | None = None) -> int:
+    from kubeshape.analysis import analyse
+    from kubeshape.ui import status
+
+    src = load_sources(repo_dir, bundle, registry_snapshot, config, use_git, live, registries, insecure, timeout)
+    if live is not None:
+        from kubeshape.cli.live import merge_reports
+
+        reports = [analyse(inv, src.cfg, sel)[0] for inv in src.inventories]
         report = merge_reports(reports) if len(reports) > 1 else reports[0]
     else:
-        inv = Inventory(repo=repo, cluster=cluster, registry=registry, git=git)
         with status("Analysing"):
-            report, _ = analyse(inv, cfg, sel)
-    errors = [f"{f}:{line}: {msg}" for f, line, msg in (repo.errors if repo else [])]
+            report, _ = analyse(src.inventories[0], src.cfg, sel)
+    errors = [f"{f}:{line}: {msg}" for f, line, msg in (src.repo.errors if src.repo else [])]
     return _emit(report, output, fail_on, report_file, verbose, errors, explain)
 
 

@@ -386,7 +386,8 @@ def endpoint_service_missing(ctx: Context) -> Iterator[Finding]:
     ```
 
     ## Fix
-    Deploy the Service (e.g. an OpenTelemetry Collector listening on 4317) or stop using it:
+    Deploy the Service (e.g. an OpenTelemetry Collector listening on 4317) or stop using it (an `OTEL_*`
+    endpoint of a container with `OTEL_SDK_DISABLED=true` is not reported: the SDK exports nothing):
     ```shell
     kubectl set env deployment/family-assistant-backend -n homelab OTEL_SDK_DISABLED=true
     ```
@@ -410,11 +411,17 @@ def endpoint_service_missing(ctx: Context) -> Iterator[Finding]:
                 else:
                     ep = endpoints[key] = None if _SECRET_VAR.search(var) else _endpoint(*key, namespaces)
                 verdict = services.missing(obj, ep) if ep else None
-                if ep and verdict:
+                if ep and verdict and not (ep.telemetry and var.startswith("OTEL_") and _sdk_disabled(c)):
                     pending.append((obj, c, i, ep, *verdict))
     mentions = _log_mentions(inv, {p[3].needle.lower() for p in pending if p[3].needle})
     for obj, c, i, ep, severity, how in pending:
         yield _endpoint_finding(ctx, obj, c, i, ep, severity, how, services, mentions)
+
+
+def _sdk_disabled(c: Container) -> bool:
+    """``OTEL_SDK_DISABLED=true``: the OpenTelemetry SDK exports nothing, whatever the endpoint says."""
+    return any(isinstance(e, dict) and e.get("name") == "OTEL_SDK_DISABLED"
+               and str(e.get("value") or "").strip().lower() == "true" for e in c.spec.get("env") or [])
 
 
 def _endpoint_finding(ctx: Context, obj: K8sObject, c: Container, i: int, ep: _Endpoint, severity: Severity,

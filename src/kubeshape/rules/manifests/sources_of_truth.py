@@ -114,7 +114,7 @@ def duplicate_definition(ctx: Context) -> Iterator[Finding]:
             severity=Severity.ERROR if differs else Severity.WARNING, evidence=evidence, fix="\n".join(fix),
             root_cause="No single source of truth: copies of the manifest were made instead of overlays, "
                        "and each was edited separately.",
-            data={"files": [o.file for o in objs], "lines": [o.line for o in objs]})
+            data={"files": [o.file for o in objs], "lines": [o.line for o in objs], "keep": keep.file})
 
 
 def _name_tokens(name: str) -> list[str]:
