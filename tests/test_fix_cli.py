@@ -112,7 +112,7 @@ def test_a_reviewed_plan_is_applied_later_and_once(env: Env, tmp_path: Path) -> 
     path, plan = plan_json(env, tmp_path)
     [step] = plan["steps"]
     assert step["rules"] == ["KS601"]
-    assert [f["path"] for f in step["files"]] == ["apps/worker-hpa.yaml"] and step["files"][0]["after"] is None
+    assert [f["path"] for f in step["files"]] == ["apps/worker-hpa.yaml"] and step["files"][0]["deletes"]
     assert [(c["action"], c["object"]["name"]) for c in step["cluster"]] == [("delete", "worker-hpa")]
     assert env.hpa() is not None  # -o json is a dry run
 
@@ -193,7 +193,7 @@ def test_uncommitted_edits_are_never_overwritten(env: Env) -> None:
     ('{"version": 1, "steps": [{"id": 1}]}', "not a kubeshape plan (steps.0.title: Field required)"),
     ('{"version": 9}', "plan version 9"),
     ('{"version": 1, "steps": [{"id": 1, "title": "x", "rules": [], "findings": [], "files": [{"path": '
-     '"../../etc/passwd", "before": "' + "0" * 64 + '", "after": "x"}]}]}', "names a file outside the repository"),
+     '"../../etc/passwd", "before": "' + "0" * 64 + '", "deletes": true}]}]}', "names a file outside the repository"),
 ])
 def test_a_bad_plan_file_is_one_line_and_exit_2(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "plan.json"

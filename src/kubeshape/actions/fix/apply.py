@@ -168,7 +168,11 @@ def _check_files(root: Path, step: Step) -> list[tuple[Path, str, str | None]]:
             raise StepFailed(f"step {step.id}: cannot read {fc.path} ({exc})") from None
         if sha256(now) != fc.before:
             raise StepFailed(f"step {step.id}: {fc.path} changed since the plan was made: make a new plan")
-        out.append((path, now, fc.after))
+        try:
+            after = fc.apply_to(now)
+        except ValueError as exc:
+            raise StepFailed(f"step {step.id}: {exc}: make a new plan") from None
+        out.append((path, now, after))
     return out
 
 

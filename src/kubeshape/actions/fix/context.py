@@ -18,11 +18,12 @@ from typing import Any
 
 import orjson
 
-from kubeshape.actions.fix.plan import ClusterChange, FileChange, ObjectId, RegistryPush, Skipped, Step, sha256
+from kubeshape.actions.fix.plan import ClusterChange, FileChange, ObjectId, RegistryPush, Skipped, Step
 from kubeshape.config import Config
 from kubeshape.errors import KubeshapeError
 from kubeshape.findings import Finding, finding_id
 from kubeshape.inventory import Inventory, K8sObject
+from kubeshape.redact import redact_text
 from kubeshape.rules import _gitops
 
 RECONCILE = "reconcile.fluxcd.io/requestedAt"
@@ -262,7 +263,7 @@ class FixContext:
         for path, after in draft.texts.items():
             before = self.read(path)
             assert before is not None
-            files.append(FileChange(path=path, before=sha256(before), after=after, diff=unified(path, before, after)))
+            files.append(FileChange.between(path, before, after, redact_text(unified(path, before, after))))
             self._current[path] = after
         for f in findings:
             self._fixed.add(id(f))

@@ -7,12 +7,13 @@ a step whose guard no longer holds stops there, so a plan reviewed yesterday can
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from kubeshape.errors import InputError
 
@@ -28,17 +29,54 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
+class Hunk(_Model):
+    """Replace ``count`` lines from line ``start`` (0-based) of the file with ``lines`` (line endings included)."""
+
+    start: int = Field(ge=0)
+    count: int = Field(ge=0)
+    lines: list[str] = Field(default_factory=list)
+
+
 class FileChange(_Model):
-    """One file as the step finds it (``before``, a SHA-256) and leaves it (``after``, the text; None deletes)."""
+    """One file as the step finds it (``before``: the SHA-256 of its text) and what the step does to it: delete
+    it, or replace line ranges (``hunks``). Only the new lines are kept, never the text they replace, so a plan
+    carries no more of a file than the fix writes; ``diff`` shows the change with secret-looking values masked."""
 
     path: str = Field(min_length=1, max_length=4096)  # relative to the repository root, POSIX separators
     before: str = Field(pattern=r"^[0-9a-f]{64}$")
-    after: str | None
+    deletes: bool = False
+    hunks: list[Hunk] = Field(default_factory=list)
     diff: str = ""
+    _after: str | None = PrivateAttr(default=None)
+
+    @classmethod
+    def between(cls, path: str, before: str, after: str | None, diff: str) -> FileChange:
+        """The change that turns ``before`` into ``after`` (None: delete the file)."""
+        hunks: list[Hunk] = []
+        if after is not None:
+            old, new = before.splitlines(keepends=True), after.splitlines(keepends=True)
+            for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
+                if tag != "equal":
+                    hunks.append(Hunk(start=i1, count=i2 - i1, lines=new[j1:j2]))
+        fc = cls(path=path, before=sha256(before), deletes=after is None, hunks=hunks, diff=diff)
+        fc._after = after
+        return fc
 
     @property
-    def deletes(self) -> bool:
-        return self.after is None
+    def after(self) -> str | None:
+        """The new text, as planned in this process (None for a deletion, or for a plan read from JSON)."""
+        return self._after
+
+    def apply_to(self, text: str) -> str | None:
+        """The file's new text from its current ``text`` (which must hash to ``before``); None deletes it."""
+        if self.deletes:
+            return None
+        lines = text.splitlines(keepends=True)
+        for h in sorted(self.hunks, key=lambda h: h.start, reverse=True):
+            if h.start + h.count > len(lines):
+                raise ValueError(f"{self.path}: the change runs past the end of the file")
+            lines[h.start:h.start + h.count] = h.lines
+        return "".join(lines)
 
 
 class ObjectId(_Model):
