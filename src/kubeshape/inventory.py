@@ -88,6 +88,9 @@ class K8sObject:
     target: str = ""
     unresolved: tuple[str, ...] = ()
     values_containers: list[Container] | None = field(default=None, repr=False, compare=False)
+    # A live object's containers, listed on first use: rules ask for them again and again, and live objects are
+    # not edited after loading.
+    live_containers: list[Container] | None = field(default=None, repr=False, compare=False)
     # Fields an overlay (a kustomize patch, an images/replicas entry) set: path -> (file, line) that sets it.
     origins: dict[str, tuple[str, int]] | None = field(default=None, repr=False, compare=False)
 
@@ -246,6 +249,15 @@ def containers(obj: K8sObject) -> Iterator[Container]:
                 obj.values_containers.append(Container(c, v.path, v.init, v.pieces or None))
         yield from obj.values_containers
         return
+    if obj.source == "cluster":
+        if obj.live_containers is None:
+            obj.live_containers = list(_pod_containers(obj))
+        yield from obj.live_containers
+        return
+    yield from _pod_containers(obj)
+
+
+def _pod_containers(obj: K8sObject) -> Iterator[Container]:
     spec = pod_spec(obj)
     if spec is None:
         return

@@ -8,7 +8,7 @@ severity, so seven unscraped workloads are one incident and not seven.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +34,7 @@ class Incident:
     phase: str
     action: str  # what the plan step that fixes it does
     fix_findings: list[Finding] = field(default_factory=list)  # whose fixes make up the incident's fix
-    links: list[tuple[Finding, Finding]] = field(default_factory=list)  # (cause, effect) inside the incident
+    explaining: list[Finding] = field(default_factory=list)  # members that explain another member
 
     @property
     def root_causes(self) -> list[str]:
@@ -58,7 +58,9 @@ class Incident:
             parts.append("failing on " + ", ".join(self.impact["nodes_failing"]))
         return ", ".join(parts)
 
-    def as_dict(self, index: Mapping[int, int]) -> dict[str, Any]:
+    def as_dict(self, index: Mapping[int, int], ids: Sequence[str] | None = None) -> dict[str, Any]:
+        """The JSON form; ``index`` maps ``id(finding)`` to its position in the report, ``ids`` (when given)
+        holds the finding IDs by position so that they are not computed twice."""
         return {
             "id": self.id,
             "title": self.title,
@@ -71,7 +73,7 @@ class Incident:
             "evidence": self.evidence,
             "phase": self.phase,
             "action": self.action,
-            "findings": [finding_id(f) for f in self.findings],
+            "findings": [ids[index[id(f)]] if ids is not None else finding_id(f) for f in self.findings],
             "findingIndexes": [index[id(f)] for f in self.findings],
         }
 
@@ -92,14 +94,29 @@ class _Union:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def _edges(findings: list[Finding]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """(explains, peers) as index pairs; each link is joined through a dict on its subject, never pairwise."""
+@dataclass(slots=True)
+class _Hub:
+    """The findings one link joins through one shared subject: each cause explains each effect (or, for a
+    peer link, shares its root cause with it). Kept as two lists so that many causes of many effects on one
+    subject cost their number, not their product."""
+
+    link: int  # position in LINKS
+    peer: bool
+    causes: list[int]
+    effects: list[int]
+
+    def explains(self, j: int) -> bool:
+        """Whether a cause other than ``j`` itself reaches ``j``."""
+        return any(i != j for i in self.causes)
+
+
+def _hubs(findings: list[Finding]) -> list[_Hub]:
+    """Every (link, subject) that joins at least one cause to one effect; joined through dicts, never pairwise."""
     by_rule: dict[str, list[int]] = defaultdict(list)
     for i, f in enumerate(findings):
         by_rule[f.rule].append(i)
-    explains: list[tuple[int, int]] = []
-    peers: list[tuple[int, int]] = []
-    for link in LINKS:
+    hubs: list[_Hub] = []
+    for n, link in enumerate(LINKS):
         causes, effects = by_rule.get(link.cause), by_rule.get(link.effect)
         if not causes or not effects:
             continue
@@ -108,22 +125,30 @@ def _edges(findings: list[Finding]) -> tuple[list[tuple[int, int]], list[tuple[i
         for j in effects:
             for s in subjects(findings[j]):
                 index[s].append(j)
+        joined: dict[str, list[int]] = defaultdict(list)
         for i in causes:
-            hit = {j for s in subjects(findings[i]) for j in index.get(s, ()) if j != i}
-            (peers if link.peer else explains).extend((i, j) for j in sorted(hit))
-    return explains, peers
+            for s in subjects(findings[i]):
+                if s in index:
+                    joined[s].append(i)
+        hubs += [_Hub(n, link.peer, cs, index[s]) for s, cs in joined.items()]
+    return hubs
 
 
-def _components(findings: list[Finding], explains: list[tuple[int, int]],
-                peers: list[tuple[int, int]]) -> list[list[int]]:
+def _incoming(hubs: list[_Hub]) -> set[int]:
+    """The findings another finding explains."""
+    return {j for h in hubs if not h.peer for j in h.effects if h.explains(j)}
+
+
+def _components(findings: list[Finding], hubs: list[_Hub], incoming: set[int]) -> list[list[int]]:
     uf = _Union(len(findings))
-    for a, b in (*explains, *peers):
-        uf.union(a, b)
+    for h in hubs:
+        first = h.causes[0]
+        for i in (*h.causes, *h.effects):
+            uf.union(first, i)
     groups: dict[int, list[int]] = defaultdict(list)
     for i in range(len(findings)):
         groups[uf.find(i)].append(i)
     comps = list(groups.values())
-    incoming = {j for _, j in explains}
     # A finding that stands alone joins the incident whose root is the same rule at the same severity.
     home: dict[tuple[str, Severity], list[int]] = {}
     for comp in comps:
@@ -144,10 +169,59 @@ def _components(findings: list[Finding], explains: list[tuple[int, int]],
     return [sorted(c) for c in out]
 
 
-def _depths(members: list[int], explains: list[tuple[int, int]]) -> dict[int, int]:
-    """Longest path from a root cause; bounded so that a cycle in the links cannot loop forever."""
-    inside = set(members)
-    edges = [(a, b) for a, b in explains if a in inside and b in inside]
+def _by_component(comps: list[list[int]], hubs: list[_Hub]) -> list[list[_Hub]]:
+    """The explaining (non-peer) hubs of each component."""
+    comp_of: dict[int, int] = {}
+    for n, comp in enumerate(comps):
+        for i in comp:
+            comp_of[i] = n
+    out: list[list[_Hub]] = [[] for _ in comps]
+    for h in hubs:
+        if not h.peer:
+            out[comp_of[h.causes[0]]].append(h)
+    return out
+
+
+def _depths(members: list[int], hubs: list[_Hub]) -> dict[int, int]:
+    """Longest path from a root cause, in links (a hub passes its causes' depth + 1 on to its effects)."""
+    depth = dict.fromkeys(members, 0)
+    waiting = dict.fromkeys(members, 0)  # hubs still to pass a depth on to each finding
+    feeds: dict[int, list[int]] = defaultdict(list)  # finding -> the hubs it is a cause in
+    for n, h in enumerate(hubs):
+        for i in h.causes:
+            feeds[i].append(n)
+        for j in h.effects:
+            waiting[j] += 1
+    hub_waiting = [len(h.causes) for h in hubs]
+    hub_depth = [0] * len(hubs)
+    ready = [i for i in members if not waiting[i]]
+    done = 0
+    while ready:
+        i = ready.pop()
+        done += 1
+        for n in feeds.get(i, ()):
+            hub_depth[n] = max(hub_depth[n], depth[i] + 1)
+            hub_waiting[n] -= 1
+            if not hub_waiting[n]:
+                for j in hubs[n].effects:
+                    depth[j] = max(depth[j], hub_depth[n])
+                    waiting[j] -= 1
+                    if not waiting[j]:
+                        ready.append(j)
+    return depth if done == len(members) else _relaxed_depths(members, _pairs(hubs))
+
+
+def _pairs(hubs: list[_Hub]) -> list[tuple[int, int]]:
+    """The (cause, effect) pairs of ``hubs``: by link, then by cause, then by effect."""
+    hits: dict[int, dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
+    for h in hubs:
+        for i in h.causes:
+            hits[h.link][i].update(h.effects)
+    return [(i, j) for link in sorted(hits) for i in sorted(hits[link]) for j in sorted(hits[link][i]) if j != i]
+
+
+def _relaxed_depths(members: list[int], edges: list[tuple[int, int]]) -> dict[int, int]:
+    """Longest paths where the links form a cycle: bounded so that the cycle cannot loop forever."""
     depth = dict.fromkeys(members, 0)
     for _ in range(len(members)):
         changed = False
@@ -239,11 +313,12 @@ def build_incidents(findings: list[Finding]) -> list[Incident]:
     """Findings grouped into incidents, ordered by family (1–7), then worst first."""
     if not findings:
         return []
-    explains, peers = _edges(findings)
-    incoming = {j for _, j in explains}
+    hubs = _hubs(findings)
+    incoming = _incoming(hubs)
     drafts: list[tuple[tuple[int, int, int], Incident]] = []
-    for comp in _components(findings, explains, peers):
-        depth = _depths(comp, explains)
+    comps = _components(findings, hubs, incoming)
+    for comp, inside in zip(comps, _by_component(comps, hubs), strict=True):
+        depth = _depths(comp, inside)
         order = sorted(comp, key=lambda i: (-depth[i], -findings[i].severity, i))
         members = [findings[i] for i in order]
         roots = [findings[i] for i in order if i not in incoming or depth[i] == 0]
@@ -271,7 +346,8 @@ def build_incidents(findings: list[Finding]) -> list[Incident]:
                             roots=roots, chain=chain, impact=_impact(members), evidence=evidence,
                             phase=_phase(lead, severity), action=wording(lead.rule).action,
                             fix_findings=fix_findings,
-                            links=[(findings[a], findings[b]) for a, b in explains if a in depth and b in depth])
+                            explaining=[findings[i] for i in sorted(
+                                {i for h in inside for i in h.causes if any(j != i for j in h.effects)})])
         drafts.append(((primary.family, -int(severity), min(comp)), incident))
     drafts.sort(key=lambda d: d[0])
     out = [inc for _, inc in drafts]

@@ -30,6 +30,7 @@ def render_json(report: Report) -> str:
         by_family[str(f.family)] = by_family.get(str(f.family), 0) + 1
     a = analysis(report)
     index = {id(f): i for i, f in enumerate(report.findings)}
+    ids = [finding_id(f) for f in report.findings]
     doc = {
         "version": 1,
         "tool": {"name": "kubeshape", "version": report.tool_version},
@@ -41,8 +42,8 @@ def render_json(report: Report) -> str:
                                   "severity": fl.severity.label if fl.severity else None,
                                   "worstIncident": fl.incident.id if fl.incident else None,
                                   "headline": fl.headline} for fl in a.families]},
-        "findings": [{**f.as_dict(), "id": finding_id(f)} for f in report.findings],
-        "incidents": [inc.as_dict(index) for inc in a.incidents],
+        "findings": [{**f.as_dict(), "id": fid} for f, fid in zip(report.findings, ids, strict=True)],
+        "incidents": [inc.as_dict(index, ids) for inc in a.incidents],
         "plan": [step.as_dict() for step in a.plan],
         "metrics": {m.key: m.as_dict() for m in report.metrics},
         "blindSpots": report.blind_spots,

@@ -129,9 +129,9 @@ class _Seen:
 def _restores(inc: Incident) -> list[Finding]:
     """Changes made behind Flux that caused something in ``inc`` and that a reconcile undoes: the repository sets
     every changed field it holds to a value known to work (KS211's ``restorable``)."""
-    causes = [c for c, _ in inc.links]
+    causes = {id(c) for c in inc.explaining}
     return [f for f in inc.findings if f.rule == "KS211" and f.data.get("restorable") and f.data.get("reconcile")
-            and any(c is f for c in causes)]
+            and id(f) in causes]
 
 
 def _restore_fix(f: Finding) -> str:
@@ -146,6 +146,28 @@ def _restore_fix(f: Finding) -> str:
     return (f"{obj} was changed behind Flux. The repository sets {values}{note}: Flux restores it at the next "
             f"reconcile of Kustomization {d.get('kustomization')} ({d.get('next_reconcile')}), or now:\n"
             f"```bash\n{d.get('reconcile')}\n```{left}")
+
+
+class _Findings:
+    """A list of findings that takes a finding only when no equal one is in it yet (looked up by rule, object
+    and message, so adding is not a scan of the whole list)."""
+
+    def __init__(self, first: list[Finding]) -> None:
+        self.items = list(first)
+        self._index: dict[tuple[Any, ...], list[Finding]] = {}
+        for f in self.items:
+            self._index.setdefault(self._key(f), []).append(f)
+
+    @staticmethod
+    def _key(f: Finding) -> tuple[Any, ...]:
+        return f.rule, f.object, f.message, f.file, f.line
+
+    def extend(self, findings: list[Finding]) -> None:
+        for f in findings:
+            same = self._index.setdefault(self._key(f), [])
+            if f not in same:
+                same.append(f)
+                self.items.append(f)
 
 
 def build_plan(incidents: list[Incident]) -> list[Step]:
@@ -166,9 +188,9 @@ def build_plan(incidents: list[Incident]) -> list[Step]:
             if stopgaps:
                 drafts.append(("stop", wording(stopgaps[0].rule).action, inc, stopgaps))
     steps: list[Step] = []
-    by_key: dict[tuple[str, str], tuple[Step, list[Finding]]] = {}
+    by_key: dict[tuple[str, str], tuple[Step, _Findings]] = {}
     order = {p: i for i, p in enumerate(PHASES)}
-    pending: list[tuple[Step, list[Finding]]] = []
+    pending: list[tuple[Step, _Findings]] = []
     for phase, title, inc, findings in sorted(drafts, key=lambda d: order[d[0]]):
         key = (phase, title)
         if key in by_key:
@@ -176,15 +198,15 @@ def build_plan(incidents: list[Incident]) -> list[Step]:
             if inc.id not in step.incidents:
                 step.incidents.append(inc.id)
             step.severity = max(step.severity, inc.severity)
-            fs.extend(f for f in findings if f not in fs)
+            fs.extend(findings)
             continue
         step = Step(0, phase, title, [inc.id], inc.severity)
-        by_key[key] = (step, list(findings))
+        by_key[key] = (step, _Findings(findings))
         pending.append(by_key[key])
     pending.sort(key=lambda p: p[0].severity == Severity.INFO)  # stable: info-only steps go last
     seen = _Seen()
-    for n, (step, findings) in enumerate(pending, 1):
+    for n, (step, taken) in enumerate(pending, 1):
         step.number = n
-        seen.take(step, findings)
+        seen.take(step, taken.items)
         steps.append(step)
     return steps
