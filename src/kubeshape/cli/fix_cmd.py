@@ -135,6 +135,9 @@ def fix(
         raise InputError("--context/--kubeconfig/-n read a live cluster; drop them or --bundle")
     src = load_sources(repo, bundle, registry_snapshot, config, True, live, registry or [], insecure, timeout)
     inv = src.inventories[0]
+    for file, line, msg in src.repo.errors if src.repo else []:
+        err_console().print(f"[bold yellow]kubeshape: warning:[/] {redact_text(f'{file}:{line}: {msg}')} (not read, "
+                            "so not fixed)", highlight=False, soft_wrap=True)
     with status("Planning"):
         report, _ = analyse(inv, src.cfg, sel, command="fix")
         context_name = inv.cluster.name if inv.cluster is not None and bundle is None else None

@@ -285,6 +285,8 @@ def _live_choice(ctx: FixContext, live: K8sObject, c: Container) -> tuple[str, s
             return new, _pull_policy(c), "the same tag in the registry"
         except Refuse as exc:
             missing = str(exc)
+    elif ref is not None and ref.domain and c.pull_policy == "Never" and _in_registry(ctx, ref.domain, ref):
+        return c.image, "IfNotPresent", "the registry has it"
     else:
         missing = f"{c.image} cannot be pulled on every node"
     from_repo = _repo_image(ctx, live, c)
