@@ -271,3 +271,14 @@ def test_the_readme_shows_what_fix_demo_prints() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == shown
     assert ks("fix", "--demo", "--apply").returncode == 2  # the demo is a dry run only
+
+
+def test_select_and_ignore_choose_the_findings_as_in_doctor(env: Env) -> None:
+    only_other = ks("fix", *env.args(), "--select", "KS7xx")
+    assert only_other.returncode == 0 and only_other.stdout.startswith("Nothing to fix automatically."), \
+        only_other.stderr
+    ignored = ks("fix", *env.args(), "--ignore", "KS601", "--apply")
+    assert ignored.returncode == 0 and "Nothing to apply." in ignored.stdout
+    assert env.hpa() is not None
+    chosen = ks("fix", *env.args(), "--select", "KS601")
+    assert "Step 1: Delete HorizontalPodAutoscaler" in chosen.stdout
