@@ -128,9 +128,12 @@ def doctor(bundle: Path, repo: Path, phases: dict[str, float] | None = None) -> 
 
 def _cold() -> None:
     """Forget what a previous run cached, so every run is like a fresh CLI process."""
-    cache_clear = getattr(getattr(imageref, "_parse", None), "cache_clear", None)
-    if cache_clear:
-        cache_clear()
+    from kubeshape.rules import stability
+
+    for cached in (getattr(imageref, "_parse", None), getattr(stability, "_mask", None)):
+        cache_clear = getattr(cached, "cache_clear", None)
+        if cache_clear:
+            cache_clear()
     gc.collect()
 
 

@@ -154,15 +154,18 @@ def redact_args(args: list[Any], text: Callable[[str], str] = redact_text) -> li
 
 
 def _redact_containers(containers: Any, text: Callable[[str], str]) -> None:
-    for c in containers if isinstance(containers, list) else ():
+    if not isinstance(containers, list):
+        return
+    for c in containers:
         if not isinstance(c, dict):
             continue
         for env in c.get("env") or ():
             if isinstance(env, dict) and isinstance(value := env.get("value"), str):
                 env["value"] = REDACTED if is_secret_name(str(env.get("name", ""))) else text(value)
-        for key in ("command", "args"):
-            if isinstance(c.get(key), list):
-                c[key] = redact_args(c[key], text)
+        if isinstance(command := c.get("command"), list):
+            c["command"] = redact_args(command, text)
+        if isinstance(args := c.get("args"), list):
+            c["args"] = redact_args(args, text)
 
 
 def _walk_pod_specs(node: Any, text: Callable[[str], str], depth: int = 0) -> None:
@@ -182,16 +185,23 @@ def _redact_key(node: Any, key: str, text: Callable[[str], str]) -> None:
 
 
 def _redact_status(status: Any, text: Callable[[str], str]) -> None:
+    # Runs on every listed object: the per-field test is written out, not a call per field.
     if not isinstance(status, dict):
         return
-    _redact_key(status, "message", text)
+    if isinstance(value := status.get("message"), str):
+        status["message"] = text(value)
     for cond in status.get("conditions") or ():
-        _redact_key(cond, "message", text)
+        if isinstance(cond, dict) and isinstance(value := cond.get("message"), str):
+            cond["message"] = text(value)
     for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"):
         for cs in status.get(key) or ():
-            for state in (cs.get("state"), cs.get("lastState")) if isinstance(cs, dict) else ():
-                for phase in state.values() if isinstance(state, dict) else ():
-                    _redact_key(phase, "message", text)
+            if not isinstance(cs, dict):
+                continue
+            for state in (cs.get("state"), cs.get("lastState")):
+                if isinstance(state, dict):
+                    for phase in state.values():
+                        if isinstance(phase, dict) and isinstance(value := phase.get("message"), str):
+                            phase["message"] = text(value)
 
 
 def _redact_last_applied(meta: Any, text: Callable[[str], str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -697,6 +698,7 @@ def _level(line: str) -> str:
 _MASKED = {name: f"<{name}>" for name in _LOG_MASK.groupindex}
 
 
+@functools.lru_cache(maxsize=8192)  # floods repeat messages word for word; bounded for huge tails
 def _mask(message: str) -> str:
     return _LOG_MASK.sub(lambda m: _MASKED[m.lastgroup or ""], _redact_secrets(message)).strip()
 

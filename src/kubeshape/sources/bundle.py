@@ -192,7 +192,7 @@ def compact_managed_fields(entries: Any) -> list[dict[str, Any]]:
         if entry.get("operation") == "Update" and "subresource" not in entry \
                 and entry.get("manager") not in _SYSTEM_MANAGERS:
             if "fieldsV1" in e:
-                paths, more = field_paths(e.get("fieldsV1"))
+                paths, more = _cached_field_paths(e.get("fieldsV1"))
             else:  # compacted already
                 kept = e.get("fields")
                 paths = [p for p in kept if isinstance(p, str)][:MAX_FIELD_PATHS] if isinstance(kept, list) else []
@@ -224,6 +224,28 @@ def _segment(key: str) -> str | None:
     if prefix == "v":
         return "[*]"  # the member's value is data, not a path
     return None
+
+
+_PATHS_SEEN: dict[bytes, tuple[list[str], int]] = {}
+_PATHS_REMEMBERED = 1024  # sets, each of at most _PATHS_KEY_BYTES: a bounded cache
+_PATHS_KEY_BYTES = 16384
+
+
+def _cached_field_paths(fields: Any) -> tuple[list[str], int]:
+    """``field_paths(fields)``, remembered by the set's JSON bytes: the objects of one manager (every Deployment
+    a GitOps tool applies) own the same fields, byte for byte."""
+    try:
+        key = orjson.dumps(fields)
+    except orjson.JSONEncodeError:
+        return field_paths(fields)
+    if len(key) > _PATHS_KEY_BYTES:
+        return field_paths(fields)
+    hit = _PATHS_SEEN.get(key)
+    if hit is None:
+        if len(_PATHS_SEEN) >= _PATHS_REMEMBERED:
+            _PATHS_SEEN.clear()
+        hit = _PATHS_SEEN[key] = field_paths(fields)
+    return list(hit[0]), hit[1]
 
 
 def field_paths(fields: Any, limit: int = MAX_FIELD_PATHS) -> tuple[list[str], int]:
