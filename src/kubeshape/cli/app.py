@@ -139,6 +139,8 @@ SelectOpt = Annotated[list[str] | None, typer.Option("--select", help="Only thes
 IgnoreOpt = Annotated[list[str] | None, typer.Option("--ignore", help="Skip these rules (KS103, KS4xx).")]
 NoAnnOpt = Annotated[bool, typer.Option("--no-annotation-ignores",
                                         help="Do not honour kubeshape.io/ignore annotations on objects.")]
+RegistrySnapshotOpt = Annotated[Path | None, typer.Option("--registry-snapshot", help="registry.json to use.",
+                                                          dir_okay=False)]
 ReportFileOpt = Annotated[Path | None, typer.Option("--report-file", help="Write the report to this file.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show all evidence lines.")]
 
@@ -338,8 +340,7 @@ def explain(
     repo: Annotated[Path | None, typer.Option("--repo", help="Manifests repository to correlate.",
                                               file_okay=False)] = None,
     bundle: Annotated[Path | None, typer.Option("--bundle", "-b", help="Cluster bundle (directory or tar.gz).")] = None,
-    registry_snapshot: Annotated[Path | None, typer.Option("--registry-snapshot", help="registry.json to use.",
-                                                           dir_okay=False)] = None,
+    registry_snapshot: RegistrySnapshotOpt = None,
     demo: Annotated[bool, typer.Option("--demo", help="Explain from the bundled homelab demo.")] = False,
     context: ContextOpt = None,
     kubeconfig: KubeconfigOpt = None,

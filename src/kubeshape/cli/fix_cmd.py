@@ -27,6 +27,7 @@ from kubeshape.cli.app import (
     NoAnnOpt,
     QpsOpt,
     RegistryOpt,
+    RegistrySnapshotOpt,
     RequestTimeoutOpt,
     SelectOpt,
     _demo_paths,
@@ -52,8 +53,7 @@ def fix(
                                               file_okay=False)] = None,
     bundle: Annotated[Path | None, typer.Option("--bundle", "-b", help="Cluster bundle to plan from (no cluster "
                                                 "changes can be applied from a bundle).")] = None,
-    registry_snapshot: Annotated[Path | None, typer.Option("--registry-snapshot", help="registry.json to use.",
-                                                           dir_okay=False)] = None,
+    registry_snapshot: RegistrySnapshotOpt = None,
     repo_only: Annotated[bool, typer.Option("--repo-only", help="Plan from the repository alone, as lint "
                                             "does: no cluster is read or changed.")] = False,
     demo: Annotated[bool, typer.Option("--demo", help="Plan the fixes of the bundled homelab demo (dry run "
