@@ -152,17 +152,24 @@ class K8sObject:
             return lookup_line(self.lines, path, self.line)
         return self.line
 
+    def origin(self, path: str) -> tuple[str, int] | None:
+        """File and line of the overlay (a kustomize patch, an ``images:`` entry) that set the field at ``path`` or
+        a field holding it; None when the object's own file writes it."""
+        prefix = path
+        while self.origins and prefix:
+            hit = self.origins.get(prefix)
+            if hit is not None:
+                return hit
+            cut = max(prefix.rfind("."), prefix.rfind("["))
+            prefix = prefix[:cut] if cut > 0 else ""
+        return None
+
     def where(self, path: str) -> tuple[str | None, int | None]:
         """File and line that set the field at ``path``: the overlay that set it (or a field holding it), else
         the object's own file at the field's line."""
-        if self.origins and path:
-            prefix = path
-            while prefix:
-                hit = self.origins.get(prefix)
-                if hit is not None:
-                    return hit
-                cut = max(prefix.rfind("."), prefix.rfind("["))
-                prefix = prefix[:cut] if cut > 0 else ""
+        hit = self.origin(path)
+        if hit is not None:
+            return hit
         return self.file, self.line_of(path) if path else self.line
 
     def owner(self, kind: str | None = None) -> dict[str, Any] | None:

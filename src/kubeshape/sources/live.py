@@ -102,6 +102,11 @@ KINDS: tuple[KindSpec, ...] = (
 )
 
 
+def kind_spec(kind: str, group: str | None = None) -> KindSpec | None:
+    """Where kubeshape reads ``kind`` (of API ``group`` when given); None for a kind it does not read."""
+    return next((s for s in KINDS if s.kind == kind and (group is None or s.group == group)), None)
+
+
 RULE_FILE_SUFFIXES = (".yml", ".yaml", ".rules", ".json")
 
 

@@ -8,6 +8,7 @@ are committed together, so the repository and the cluster agree on everything th
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from kubeshape.actions.fix.plan import ClusterChange, Plan, RegistryPush, Step, 
 from kubeshape.errors import InputError, KubeshapeError, SourceUnreachable
 from kubeshape.release.gitrepo import GitError, GitRepo
 from kubeshape.sources.bundle import redact_item
-from kubeshape.sources.live import KINDS, ApiClient, ApiError
+from kubeshape.sources.live import ApiClient, ApiError, kind_spec
 
 CONFLICT_RETRIES = 5
 
@@ -42,12 +43,11 @@ class Outcome:
 
 def _resource_path(c: ClusterChange) -> str:
     group, _, version = c.object.api_version.rpartition("/")
-    for spec in KINDS:
-        if spec.kind == c.object.kind and spec.group == group:
-            base = f"/apis/{group}/{version}" if group else f"/api/{version}"
-            ns = f"/namespaces/{quote(c.object.namespace)}" if spec.namespaced and c.object.namespace else ""
-            return f"{base}{ns}/{spec.plural}/{quote(c.object.name)}"
-    raise InputError(f"{c.object.kind} ({c.object.api_version}) is not a kind kubeshape changes")
+    spec = kind_spec(c.object.kind, group)
+    if spec is None:
+        raise InputError(f"{c.object.kind} ({c.object.api_version}) is not a kind kubeshape changes")
+    spec = dataclasses.replace(spec, version=version)  # the version the plan names
+    return f"{spec.path(quote(c.object.namespace) or None)}/{quote(c.object.name)}"
 
 
 class Cluster:

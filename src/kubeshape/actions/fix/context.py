@@ -321,12 +321,12 @@ def api_version(obj: K8sObject) -> str:
     """The object's apiVersion; items of a LIST carry none, so the version kubeshape lists the kind at."""
     if obj.raw.get("apiVersion"):
         return str(obj.raw["apiVersion"])
-    from kubeshape.sources.live import KINDS
+    from kubeshape.sources.live import kind_spec
 
-    for spec in KINDS:
-        if spec.kind == obj.kind and (not obj.group or spec.group == obj.group):
-            return f"{spec.group}/{spec.version}" if spec.group else spec.version
-    raise Refuse(f"{obj.kind} {obj.namespace}/{obj.name}: its API version is not known")
+    spec = kind_spec(obj.kind, obj.group or None)
+    if spec is None:
+        raise Refuse(f"{obj.kind} {obj.namespace}/{obj.name}: its API version is not known")
+    return f"{spec.group}/{spec.version}" if spec.group else spec.version
 
 
 def object_id(obj: K8sObject) -> ObjectId:

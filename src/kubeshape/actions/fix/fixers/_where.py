@@ -74,19 +74,6 @@ def repo_copies(ctx: FixContext, live: K8sObject) -> list[K8sObject]:
     return out
 
 
-def overlay_of(obj: K8sObject, path: str) -> tuple[str, int] | None:
-    """The overlay file and line that set ``path`` of ``obj`` (a kustomize patch or ``images:`` entry), or None
-    when the field is written in ``obj``'s own file."""
-    prefix = path
-    while obj.origins and prefix:
-        hit = obj.origins.get(prefix)
-        if hit is not None:
-            return hit
-        cut = max(prefix.rfind("."), prefix.rfind("["))
-        prefix = prefix[:cut] if cut > 0 else ""
-    return None
-
-
 def repo_object(ctx: FixContext, f: Finding) -> K8sObject | None:
     """The repository object a file finding is about (its file and kind/namespace/name): the object defined in
     the finding's file, else the one whose field an overlay in that file sets (a kustomize ``images:`` entry)."""

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-
 from kubeshape.actions.fix.context import FixContext, Refuse
 from kubeshape.actions.fix.fixers._where import locate
 from kubeshape.findings import Finding
 from kubeshape.inventory import K8sObject, containers
+from kubeshape.release.gitrepo import GitError, GitRepo
 
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 REVISION = "deployment.kubernetes.io/revision"
@@ -18,13 +17,12 @@ def last_commit(ctx: FixContext, path: str) -> str | None:
     if ctx.root is None or not ctx.options.use_git:
         return None
     try:
-        out = subprocess.run(["git", "-C", str(ctx.root), "log", "-1", "--format=%h%x00%s", "--", path],
-                             capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+        out = GitRepo(ctx.root).git("log", "-1", "--format=%h%x00%s", "--", path)
+    except GitError:
         return None
-    if out.returncode != 0 or "\x00" not in out.stdout:
+    if "\x00" not in out:
         return None
-    sha, _, subject = out.stdout.strip().partition("\x00")
+    sha, _, subject = out.strip().partition("\x00")
     return f"{subject[:200]} ({sha})"
 
 

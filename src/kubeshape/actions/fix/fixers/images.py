@@ -18,7 +18,6 @@ from kubeshape.actions.fix.fixers._where import (
     container_keys,
     keys,
     locate,
-    overlay_of,
     repo_copies,
     repo_object,
 )
@@ -152,7 +151,7 @@ def _edit_container(ctx: FixContext, obj: K8sObject, c: Container, image: str | 
     for field, value in (("image", image), ("imagePullPolicy", policy)):
         if value is None:
             continue
-        overlay = overlay_of(obj, f"{c.path}.{field}")
+        overlay = obj.origin(f"{c.path}.{field}")
         if overlay is not None and field == "image" and overlay[0] != obj.file:
             _overlay_image(ctx, c, overlay, value)
             continue

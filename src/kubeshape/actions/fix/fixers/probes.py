@@ -14,7 +14,7 @@ from ruamel.yaml.error import YAMLError
 
 from kubeshape.actions.fix import yamledit as ye
 from kubeshape.actions.fix.context import FixContext, Refuse
-from kubeshape.actions.fix.fixers._where import container, container_keys, locate, overlay_of
+from kubeshape.actions.fix.fixers._where import container, container_keys, locate
 from kubeshape.findings import Finding
 from kubeshape.inventory import K8sObject
 from kubeshape.report.fixblocks import split_fix
@@ -106,7 +106,7 @@ def _edit_copy(ctx: FixContext, o: K8sObject, wanted: dict[str, dict[str, Any]])
             if have is not None and want is not None and have != want:
                 raise Refuse(f"{o.file}: {probe} of container {name} uses {have}, the fix {want}: change it by hand")
             for path, _ in _leaves(settings):
-                overlay = overlay_of(o, ".".join((c.path, probe, *path)))
+                overlay = o.origin(".".join((c.path, probe, *path)))
                 if overlay is not None:
                     raise Refuse(f"{probe} of container {name} is set by {overlay[0]}:{overlay[1]}: change it there")
             for path, value in _leaves(settings):

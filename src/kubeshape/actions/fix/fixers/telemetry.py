@@ -8,7 +8,7 @@ from typing import Any
 
 from kubeshape.actions.fix import yamledit as ye
 from kubeshape.actions.fix.context import FixContext, Refuse
-from kubeshape.actions.fix.fixers._where import container_keys, locate, overlay_of, repo_object
+from kubeshape.actions.fix.fixers._where import container_keys, locate, repo_object
 from kubeshape.findings import Finding
 from kubeshape.inventory import Container, K8sObject, containers
 
@@ -122,7 +122,7 @@ def _edit_file(ctx: FixContext, obj: K8sObject, variable: str, service: str, var
             raise Refuse(f"{obj.file}: the variable comes from HelmRelease values: set {var} there")
         i = next(i for i, e in enumerate(c.spec.get("env") or [])
                  if isinstance(e, dict) and e.get("name") == variable)
-        overlay = overlay_of(obj, f"{c.path}.env[{i}].value")
+        overlay = obj.origin(f"{c.path}.env[{i}].value")
         if overlay is not None:
             raise Refuse(f"env of container {c.name} is set by {overlay[0]}:{overlay[1]}: change it there")
         ctx.edit(spot.file, partial(_set_env, file=spot.file, doc=spot.doc, keys=container_keys(c), var=var,
