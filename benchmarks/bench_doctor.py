@@ -56,6 +56,7 @@ from kubeshape.findings import FAMILIES
 from kubeshape.inventory import Inventory
 from kubeshape.report.json_ import render_json
 from kubeshape.rules.base import Context
+from kubeshape.sources._gc import exits_after_command, kept_until_exit
 from kubeshape.sources.bundle import load_bundle
 from kubeshape.sources.repo import SKIP_DIRS, YAML_SUFFIXES, load_repo
 
@@ -106,17 +107,19 @@ def baseline(bundle: Path, repo: Path, phases: dict[str, float] | None = None) -
 
 
 def load(bundle: Path, repo: Path) -> Inventory:
-    cluster, registry = load_bundle(bundle)
-    source = load_repo([Path(".")], repo)
+    with kept_until_exit():
+        cluster, registry = load_bundle(bundle)
+        source = load_repo([Path(".")], repo)
     return Inventory(repo=source, cluster=cluster, registry=registry)
 
 
 def doctor(bundle: Path, repo: Path, phases: dict[str, float] | None = None) -> tuple[Any, Any, Inventory]:
     """The pipeline without rendering; ``phases`` receives the load and analysis times."""
     t0 = time.perf_counter()
-    cluster, registry = load_bundle(bundle)
-    t1 = time.perf_counter()
-    source = load_repo([Path(".")], repo)
+    with kept_until_exit():  # as the CLI loads (cli.app.load_sources)
+        cluster, registry = load_bundle(bundle)
+        t1 = time.perf_counter()
+        source = load_repo([Path(".")], repo)
     t2 = time.perf_counter()
     inv = Inventory(repo=source, cluster=cluster, registry=registry)
     report, result = analyse(inv, Config())
@@ -134,6 +137,7 @@ def _cold() -> None:
         cache_clear = getattr(cached, "cache_clear", None)
         if cache_clear:
             cache_clear()
+    gc.unfreeze()  # what the previous run loaded was frozen, as in the CLI: give it back
     gc.collect()
 
 
@@ -331,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if (args.bundle is None) != (args.repo is None):
         ap.error("--bundle and --repo go together")
+    exits_after_command()  # load as the CLI does (frozen after loading); _cold() gives it back between runs
     if args.child:
         return child(args.child, args.bundle, args.repo)
 

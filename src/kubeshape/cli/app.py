@@ -17,6 +17,7 @@ from kubeshape import __version__
 from kubeshape.cli.lazy import LazyCommand, LazyGroup, add_stand_ins
 from kubeshape.cli.timeouts import REQUEST_TIMEOUT_HELP, parse_request_timeout
 from kubeshape.errors import EXIT_CLEAN, EXIT_FINDINGS, EXIT_INPUT, InputError, KubeshapeError
+from kubeshape.sources._gc import exits_after_command
 
 # Only what `kubeshape version` and `--help` need is imported here; each command imports the rest when it runs.
 if TYPE_CHECKING:
@@ -150,6 +151,7 @@ def main() -> None:
     # Documents may nest up to the YAML reader's limit (1,000 levels) and several steps walk them recursively:
     # leave room above that (Python-to-Python calls do not grow the C stack).
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+    exits_after_command()
     try:
         app()  # Typer exits with the command's code; usage errors exit 2
     except KubeshapeError as exc:
@@ -237,6 +239,7 @@ def lint(
     from kubeshape.analysis import analyse
     from kubeshape.config import load_config
     from kubeshape.inventory import Inventory
+    from kubeshape.sources._gc import kept_until_exit
     from kubeshape.sources.git import load_git
     from kubeshape.sources.repo import load_repo, repository_root
     from kubeshape.ui import status
@@ -250,7 +253,7 @@ def lint(
     cfg, cfg_path = load_config(config, start if start.is_dir() else start.parent, stop=base)
     # manifest_roots are relative to the directory of the kubeshape.yaml that names them
     roots = targets or [(cfg_path.parent if cfg_path else start) / p for p in cfg.manifest_roots]
-    with status("Reading manifests"):
+    with status("Reading manifests"), kept_until_exit():
         repo = load_repo(roots, base, cfg.exclude)
         git = load_git(base)
     inv = Inventory(repo=repo, git=git)
@@ -408,6 +411,16 @@ def load_sources(repo_dir: Path | None, bundle: Path | None, registry_snapshot: 
                  insecure: bool = False, timeout: float | None = 30.0) -> Sources:
     """Read the sources doctor and fix take into inventories. Each source's reader is imported only when that
     source is given: a live doctor loads no repository, bundle or git code, a lint no Kubernetes client."""
+    from kubeshape.sources._gc import kept_until_exit
+
+    with kept_until_exit():  # a command's process exits after it: what it loaded need not be collected
+        return _load_sources(repo_dir, bundle, registry_snapshot, config, use_git, live, registries, insecure,
+                             timeout)
+
+
+def _load_sources(repo_dir: Path | None, bundle: Path | None, registry_snapshot: Path | None, config: Path | None,
+                  use_git: bool, live: LiveOptions | None, registries: list[str] | None, insecure: bool,
+                  timeout: float | None) -> Sources:
     from kubeshape.inventory import Inventory
     from kubeshape.ui import status
 

@@ -85,6 +85,14 @@ def _default_targets(registry: list[str] | None, repository: list[str] | None, c
 
 def _load_usage_sources(repo_dir: Path | None, bundle: Path | None, kubeconfig: Path | None, context: str | None,
                         cfg: Config, timeout: float | None) -> tuple[RepoSource | None, ClusterSource | None]:
+    from kubeshape.sources._gc import kept_until_exit
+
+    with kept_until_exit():  # a command's process exits after it: what it loaded need not be collected
+        return _read_usage_sources(repo_dir, bundle, kubeconfig, context, cfg, timeout)
+
+
+def _read_usage_sources(repo_dir: Path | None, bundle: Path | None, kubeconfig: Path | None, context: str | None,
+                        cfg: Config, timeout: float | None) -> tuple[RepoSource | None, ClusterSource | None]:
     from kubeshape.cli.live import LiveOptions, read_live
     from kubeshape.sources.bundle import load_bundle
     from kubeshape.sources.repo import load_repo

@@ -652,11 +652,31 @@ class _Template:
     """One masked log message and where and when it was seen."""
 
     count: int = 0
-    first: datetime | None = None
-    last: datetime | None = None
     sample: str = ""
     level: str = ""
     streams: Counter[str] = field(default_factory=Counter)
+    # The lines' timestamps as written: parsed only for the templates a finding reports (most are not).
+    stamps: list[str] = field(default_factory=list)
+    _span: tuple[datetime | None, datetime | None] | None = None
+
+    @property
+    def first(self) -> datetime | None:
+        return self._times()[0]
+
+    @property
+    def last(self) -> datetime | None:
+        return self._times()[1]
+
+    def _times(self) -> tuple[datetime | None, datetime | None]:
+        if self._span is None:
+            first = last = None
+            for stamp in self.stamps:
+                ts = _log_time(stamp)
+                if ts is not None:
+                    first = ts if first is None or ts < first else first
+                    last = ts if last is None or ts > last else last
+            self._span = (first, last)
+        return self._span
 
     @property
     def every(self) -> str:
@@ -706,17 +726,23 @@ def _mask(message: str) -> str:
 def parse_log_line(line: str) -> tuple[str, datetime | None, str]:
     """The line's message template (variable parts and secret-looking values masked), its leading or JSON
     timestamp, and its level when the prefix or JSON field names it."""
+    text, stamp, level = _split_log_line(line)
+    return text, _log_time(stamp), level
+
+
+def _split_log_line(line: str) -> tuple[str, str | None, str]:
+    """``parse_log_line`` with the timestamp as written (None when there is none)."""
     if line.startswith("{"):
         fields = dict(_JSON_FIELD.findall(line))  # (key, val) pairs; a repeated key keeps its last value
         message = fields.get("msg", fields.get("message"))
         if message is not None:
             ts = fields.get("ts") or fields.get("time") or fields.get("timestamp") or fields.get("@timestamp")
             level = fields.get("level") or fields.get("severity") or fields.get("lvl") or ""
-            return _mask(message.replace('\\"', '"')), _log_time(ts), level.upper()
+            return _mask(message.replace('\\"', '"')), ts or None, level.upper()
     m = _LOG_PREFIX.match(line)
     if m is None:
         return _mask(line), None, ""
-    return _mask(line[m.end():]), _log_time(m.group("ts")), (m.group("level") or "").upper()
+    return _mask(line[m.end():]), m.group("ts"), (m.group("level") or "").upper()
 
 
 def _scan_logs(inv: Inventory) -> list[_Stream]:
@@ -734,15 +760,14 @@ def _scan_logs(inv: Inventory) -> list[_Stream]:
             if not line.strip():
                 continue
             stream.lines += 1
-            text, ts, level = parse_log_line(line.replace(pod_name, "<pod>") if pod_name in line else line)
+            text, stamp, level = _split_log_line(line.replace(pod_name, "<pod>") if pod_name in line else line)
             t = stream.templates.get(text)
             if t is None:
                 t = stream.templates[text] = _Template(sample=line, level=level or _level(line))
             t.count += 1
             t.streams[where] += 1
-            if ts is not None:
-                t.first = ts if t.first is None or ts < t.first else t.first
-                t.last = ts if t.last is None or ts > t.last else t.last
+            if stamp is not None:
+                t.stamps.append(stamp)
     return list(out.values())
 
 
