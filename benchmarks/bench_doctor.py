@@ -335,9 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if (args.bundle is None) != (args.repo is None):
         ap.error("--bundle and --repo go together")
-    exits_after_command()  # load as the CLI does (frozen after loading); _cold() gives it back between runs
     if args.child:
-        return child(args.child, args.bundle, args.repo)
+        with exits_after_command():
+            return child(args.child, args.bundle, args.repo)
 
     tmp: str | None = None
     if args.bundle is not None:
@@ -352,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generated {', '.join(f'{v} {k}' for k, v in size.items())} into {root} "
               f"in {time.perf_counter() - t:.1f}s")
     try:
-        return run(bundle, repo, args)
+        with exits_after_command():  # load as the CLI does (frozen); _cold() gives it back between runs
+            return run(bundle, repo, args)
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -151,16 +151,16 @@ def main() -> None:
     # Documents may nest up to the YAML reader's limit (1,000 levels) and several steps walk them recursively:
     # leave room above that (Python-to-Python calls do not grow the C stack).
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
-    exits_after_command()
-    try:
-        app()  # Typer exits with the command's code; usage errors exit 2
-    except KubeshapeError as exc:
-        from kubeshape.redact import redact_text
-        from kubeshape.ui import err_console
+    with exits_after_command():
+        try:
+            app()  # Typer exits with the command's code; usage errors exit 2
+        except KubeshapeError as exc:
+            from kubeshape.redact import redact_text
+            from kubeshape.ui import err_console
 
-        err_console().print(f"[bold red]kubeshape: error:[/] {redact_text(str(exc))}", highlight=False,
-                            soft_wrap=True)
-        sys.exit(exc.exit_code)
+            err_console().print(f"[bold red]kubeshape: error:[/] {redact_text(str(exc))}", highlight=False,
+                                soft_wrap=True)
+            sys.exit(exc.exit_code)
 
 
 def _fail_threshold(fail_on: FailOn) -> Severity | None:

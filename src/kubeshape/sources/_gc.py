@@ -26,10 +26,17 @@ def bulk_load() -> Iterator[None]:
 _ONE_SHOT = False
 
 
-def exits_after_command() -> None:
-    """Declare that this process exits once its command is done (the console-script entry point does)."""
+@contextlib.contextmanager
+def exits_after_command() -> Iterator[None]:
+    """Run a command in a process that exits once it is done (the console-script entry point does): loads inside
+    :func:`kept_until_exit` freeze. The declaration ends with the block, so a caller that runs the entry point
+    in-process and goes on is not affected by later loads."""
     global _ONE_SHOT
-    _ONE_SHOT = True
+    previous, _ONE_SHOT = _ONE_SHOT, True
+    try:
+        yield
+    finally:
+        _ONE_SHOT = previous
 
 
 @contextlib.contextmanager
