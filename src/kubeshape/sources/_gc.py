@@ -6,14 +6,17 @@ import contextlib
 import gc
 from collections.abc import Iterator
 
+_ONE_SHOT = False
+
 
 @contextlib.contextmanager
-def bulk_load() -> Iterator[None]:
-    """Pause the cyclic GC while loading (a burst of allocations that are all kept).
+def paused() -> Iterator[None]:
+    """Pause the cyclic GC, without freezing anything: for a burst of allocations that are freed by reference
+    counting or kept (loading, or an analysis building indexes and findings), where full collections would rescan
+    a large heap again and again. A cycle made meanwhile is collected once the GC runs again.
 
-    Nothing is frozen here: a library call must not pin its caller's objects for the life of the process. A
-    one-shot command that keeps what it loaded until it exits wraps its loading in :func:`kept_until_exit`.
-    """
+    Nothing is frozen here: a library call must not pin its caller's objects for the life of the process (see
+    :func:`kept_until_exit`)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -21,9 +24,6 @@ def bulk_load() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-_ONE_SHOT = False
 
 
 @contextlib.contextmanager
@@ -47,28 +47,11 @@ def kept_until_exit() -> Iterator[None]:
     doctor's wall time (see benchmarks/README.md).
 
     Frozen objects are never collected, so a cycle among them lives until the process exits: anywhere else
-    (a command invoked in-process, a library caller) this only pauses the GC, as :func:`bulk_load` does.
+    (a command invoked in-process, a library caller) this only pauses the GC, as :func:`paused` does.
     """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if _ONE_SHOT:
-            gc.freeze()
-        if enabled:
-            gc.enable()
-
-
-@contextlib.contextmanager
-def paused() -> Iterator[None]:
-    """Pause the cyclic GC, without freezing anything: for a burst of allocations that are freed by reference
-    counting or kept (an analysis builds indexes and findings, not cycles), where full collections would rescan a
-    large heap again and again. A cycle made meanwhile is collected once the GC runs again."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+    with paused():
+        try:
+            yield
+        finally:
+            if _ONE_SHOT:
+                gc.freeze()

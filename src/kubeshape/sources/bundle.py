@@ -29,7 +29,7 @@ from kubeshape.inventory import (
 )
 from kubeshape.redact import REDACTED, ObjectRedactor, is_secret_name, redact_object, redact_text, redact_value
 from kubeshape.sources import shapes
-from kubeshape.sources._gc import bulk_load
+from kubeshape.sources._gc import paused
 from kubeshape.sources.bundle_io import BundleReader, DirReader, TarReader
 from kubeshape.sources.limits import Limits
 from kubeshape.sources.validate import Shape, ShapeMismatch, check, compiled, describe
@@ -289,7 +289,7 @@ def load_bundle(path: Path, limits: Limits | None = None) -> tuple[ClusterSource
         reader = TarReader(path, limits)
     else:
         raise InputError(f"{path}: not a directory or .tar.gz bundle")
-    with bulk_load():
+    with paused():
         cluster, registry = _BundleLoader(path, limits).load(reader.members())
     cluster.notes.extend(reader.notes)
     return cluster, registry

@@ -24,7 +24,7 @@ from kubeshape.errors import InputError, SourceUnreachable
 from kubeshape.inventory import FLUX_HELM_GROUP, FLUX_KUSTOMIZE_GROUP, FLUX_SOURCE_GROUP, ClusterSource, cluster_key
 from kubeshape.redact import LAST_APPLIED, redact_object, redact_text
 from kubeshape.sources import shapes
-from kubeshape.sources._gc import bulk_load
+from kubeshape.sources._gc import paused
 from kubeshape.sources.bundle import add_list, compact_managed_fields, redact_item, strip_secret
 from kubeshape.sources.validate import ShapeMismatch, check, compiled
 
@@ -657,7 +657,7 @@ def to_cluster(col: Collection) -> ClusterSource:
     from kubeshape.sources.bundle import LOG_TAIL_LINES
 
     cluster = ClusterSource(name=col.context, collected_at=col.collected_at, server_version=col.server_version)
-    with bulk_load():
+    with paused():
         for spec, doc in col.lists.items():
             items = orjson.loads(orjson.dumps(doc["items"]))
             good, skipped = _well_formed(spec.key, items)

@@ -20,7 +20,7 @@ from typing import Any
 from kubeshape.errors import InputError
 from kubeshape.inventory import K8sObject, RepoSource, pod_spec, pod_template_path
 from kubeshape.sources import flux, helmchart
-from kubeshape.sources._gc import bulk_load
+from kubeshape.sources._gc import paused
 from kubeshape.sources.render import Renderer, RenderResult, from_file
 from kubeshape.sources.repofiles import (
     KUSTOMIZATION_NAMES,
@@ -64,7 +64,7 @@ class Root:
 
 def load_repo(roots: list[Path], base: Path, exclude: list[str] | None = None) -> RepoSource:
     """Read the manifests under ``roots`` (paths under the repository root ``base``) as they are deployed."""
-    with bulk_load():
+    with paused():
         return _Loader(roots, base, exclude or []).load()
 
 
