@@ -113,6 +113,10 @@ class Cluster:
                 continue
             if resp.status_code == 404 and (c.action == "delete" or c.if_exists):
                 return "already gone"
+            if resp.status_code == 422 and (c.action == "delete" or c.if_exists) and self._went_away(c):
+                # A controller deleted it between the read and the write (a Deployment pruning its old
+                # ReplicaSets): an apply to a missing object is a create, refused for carrying a resourceVersion.
+                return "already gone"
             self._raise(resp, c)
             if c.action == "delete":
                 return "deleted"
@@ -122,6 +126,11 @@ class Cluster:
             return "applied"
         raise StepFailed(f"{c.object} kept changing while it was being changed ({CONFLICT_RETRIES} attempts): "
                          "try again")
+
+    def _went_away(self, c: ClusterChange) -> bool:
+        """True when ``c``'s object is gone or being deleted now (a fresh read)."""
+        live = self.current(c)
+        return live is None or bool((live.get("metadata") or {}).get("deletionTimestamp"))
 
     def _delete(self, c: ClusterChange, rv: str) -> httpx.Response:
         pre: dict[str, Any] = {"resourceVersion": rv}
